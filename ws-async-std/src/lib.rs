@@ -1,0 +1,1 @@
+//! Adapter crate: see the project README. Filled by a later issue.
