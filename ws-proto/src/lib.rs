@@ -1,1 +1,113 @@
-//! x
+//! A sans-IO WebSocket protocol core (RFC 6455): bytes in, events and bytes
+//! out. No sockets, no clock, no RNG, no async; embeddable in any event loop.
+//!
+//! # Data flow
+//!
+//! ```text
+//!  transport ──bytes──► ServerHandshake / ClientHandshake ──► Connection
+//!                                                            │  ▲
+//!   handle_input(now, &[u8]), handle_eof(now) ──────────────►│  │◄── send_text / send_binary /
+//!   handle_timeout(now)                       ──────────────►│  │    send_fragment / send_ping /
+//!                                                            │  │    send_pong / close
+//!   ◄── poll_transmit(&mut Vec<u8>)  bytes to write, or "shut the write half"
+//!   ◄── poll_event()                 Text, Binary, Ping, Pong, then Closed (once)
+//!   ◄── poll_timeout()               when to call handle_timeout
+//! ```
+//!
+//! # The four method families
+//!
+//! - inputs, `handle_*`: what the transport and the clock did;
+//! - commands, `send_*` and `close`: what the application wants; caller
+//!   mistakes are `Err(UsageError)` and leave the state unchanged;
+//! - outputs, `poll_*`: what the driver must do now;
+//! - getters: [`Connection::role`], [`Connection::state`],
+//!   [`Connection::is_closed`], [`Connection::buffered_amount`], ...
+//!
+//! Faults of the peer never return errors: they fail the connection with
+//! the right close code and end in one [`Event::Closed`] that says what
+//! happened ([`CloseInfo`]). That event fires exactly once on every path:
+//! clean close, protocol error, timeout, end of stream.
+//!
+//! # Rules for an adapter
+//!
+//! 1. After every input or command, drain `poll_transmit` and write every
+//!    byte before the next call; shut the write half on
+//!    [`Transmit::Shutdown`].
+//! 2. Drain `poll_event`; after [`Event::Closed`] drain `poll_transmit` one
+//!    last time and drop the transport.
+//! 3. Sleep until `poll_timeout()` (re-read it after every call) and call
+//!    `handle_timeout` when it passes.
+//! 4. Call `handle_eof` when a read returns 0 bytes or the transport fails.
+//! 5. Seed [`ClientHandshake`] / [`Connection::client`] from the OS CSPRNG.
+//!
+//! # A complete pump loop over a plain socket
+//!
+//! ```no_run
+//! use std::io::{Read, Write};
+//! use std::net::TcpStream;
+//! use std::time::Instant;
+//! use ws_proto::{ClientHandshake, Config, Event, Transmit};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let mut sock = TcpStream::connect("127.0.0.1:9001")?;
+//! let req = http::Request::get("ws://127.0.0.1:9001/").body(())?;
+//! let seed = [42u8; 32]; // use the OS CSPRNG in real code
+//! let mut hs = ClientHandshake::new(Instant::now(), req, Config::default(), seed)?;
+//! let mut out = Vec::new();
+//! while let Some(Transmit::Data) = hs.poll_transmit(&mut out) {}
+//! sock.write_all(&out)?;
+//! let mut buf = [0u8; 8192];
+//! loop {
+//!     let n = sock.read(&mut buf)?;
+//!     if n == 0 { return Err("eof during handshake".into()); }
+//!     if hs.handle_input(&buf[..n])? { break; }
+//! }
+//! let (_response, mut conn) = hs.into_connection(Instant::now())?;
+//! conn.send_text("hello")?;
+//! loop {
+//!     out.clear();
+//!     while let Some(t) = conn.poll_transmit(&mut out) {
+//!         if t == Transmit::Shutdown { sock.shutdown(std::net::Shutdown::Write)?; }
+//!     }
+//!     sock.write_all(&out)?;
+//!     while let Some(ev) = conn.poll_event() {
+//!         match ev {
+//!             Event::Text(t) => {
+//!                 println!("got {t}");
+//!                 conn.close(Instant::now(), ws_proto::CloseCode::NORMAL, "bye")?;
+//!             }
+//!             Event::Closed(info) => { println!("{info}"); return Ok(()); }
+//!             _ => {}
+//!         }
+//!     }
+//!     // A real loop also waits for conn.poll_timeout() (e.g. with a read timeout).
+//!     let n = sock.read(&mut buf)?;
+//!     if n == 0 { conn.handle_eof(Instant::now()); } else { conn.handle_input(Instant::now(), &buf[..n]); }
+//! }
+//! # }
+//! ```
+#![forbid(unsafe_code)]
+
+mod close;
+mod config;
+mod connection;
+mod error;
+mod frame;
+mod handshake;
+mod mask;
+mod message;
+mod out;
+mod rng;
+mod utf8;
+
+pub use bytes::Bytes;
+pub use close::{CloseCode, CloseFrame};
+pub use config::Config;
+pub use connection::{CloseInfo, Connection, DataKind, Ending, Event, Role, State, Transmit};
+pub use error::{Error, HandshakeError, IoError, ProtocolError, UsageError};
+pub use frame::{FrameHeader, OpCode, MAX_HEADER_LEN};
+pub use handshake::{accept_key, ClientHandshake, ServerHandshake, SUPPORTED_VERSIONS};
+pub use http;
+pub use mask::apply_mask;
+pub use message::{Message, Utf8Bytes};
+pub use rng::Rng;

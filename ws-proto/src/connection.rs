@@ -1,0 +1,865 @@
+//! The connection state machine: frames, messages, control frames, closing.
+
+use crate::close::{CloseCode, CloseFrame};
+use crate::config::Config;
+use crate::error::{parse_close_payload, ProtocolError, UsageError};
+use crate::frame::{FrameHeader, OpCode, MAX_HEADER_LEN};
+use crate::mask::apply_mask;
+use crate::message::Utf8Bytes;
+use crate::out::OutQueue;
+use crate::rng::Rng;
+use crate::utf8::Utf8Stream;
+use bytes::{Bytes, BytesMut};
+use std::collections::VecDeque;
+use std::fmt;
+use std::time::Instant;
+
+/// Which end of the connection we are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// We opened the connection: our frames are masked.
+    Client,
+    /// We accepted the connection: the peer's frames must be masked.
+    Server,
+}
+
+/// Where the connection is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum State {
+    /// Messages flow both ways.
+    Open,
+    /// We sent a close frame (or failed the connection); waiting for the
+    /// peer's close frame and then for the transport to close.
+    LocalClosing,
+    /// The peer sent a close frame and we answered it; waiting for the
+    /// transport to close.
+    RemoteClosing,
+    /// The terminal [`Event::Closed`] was emitted. Drop the transport.
+    Closed,
+}
+
+/// The kind of a data message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DataKind {
+    /// UTF-8 text.
+    Text,
+    /// Arbitrary bytes.
+    Binary,
+}
+
+/// How a connection ended: the payload of the terminal [`Event::Closed`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloseInfo {
+    /// The close frame we sent, if any. A frame without a body is
+    /// represented with [`CloseCode::NO_STATUS`].
+    pub sent: Option<CloseFrame>,
+    /// The close frame we received, if any (same convention).
+    pub received: Option<CloseFrame>,
+    /// Whether the peer sent its close frame before we sent ours.
+    pub remote_initiated: bool,
+    /// Why it ended.
+    pub ending: Ending,
+}
+
+/// The cause of the end of a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Ending {
+    /// Both close frames were exchanged: a normal end, whatever the codes.
+    Clean,
+    /// The peer broke the protocol and we failed the connection with the
+    /// error's close code.
+    Protocol(ProtocolError),
+    /// The transport ended before the close handshake finished (1006).
+    Abnormal,
+    /// The peer did not finish the close handshake within the close timeout.
+    Timeout,
+}
+
+impl CloseInfo {
+    /// Whether the close handshake completed.
+    pub fn is_clean(&self) -> bool {
+        self.ending == Ending::Clean
+    }
+
+    /// The code an application should report, like `ws`'s `close` event:
+    /// the received code, 1005 if the peer's close frame had none, 1006 if
+    /// none was received.
+    pub fn code(&self) -> CloseCode {
+        match &self.received {
+            Some(f) => f.code,
+            None => CloseCode::ABNORMAL,
+        }
+    }
+
+    /// The received reason, or an empty string.
+    pub fn reason(&self) -> &str {
+        self.received.as_ref().map_or("", |f| f.reason.as_str())
+    }
+}
+
+impl fmt::Display for CloseInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.ending {
+            Ending::Clean => f.write_str("closed cleanly")?,
+            Ending::Protocol(e) => write!(f, "failed: {e}")?,
+            Ending::Abnormal => f.write_str("transport closed without a close handshake")?,
+            Ending::Timeout => f.write_str("close handshake timed out")?,
+        }
+        if let Some(r) = &self.received {
+            write!(f, "; received {r}")?;
+        }
+        if let Some(s) = &self.sent {
+            write!(f, "; sent {s}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Something that happened on the connection, from [`Connection::poll_event`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// A complete text message.
+    Text(Utf8Bytes),
+    /// A complete binary message.
+    Binary(Bytes),
+    /// A ping; with auto-pong on, the pong is already queued.
+    Ping(Bytes),
+    /// A pong.
+    Pong(Bytes),
+    /// The terminal event: fires exactly once, on every path, and is always
+    /// the last event.
+    Closed(CloseInfo),
+}
+
+/// What [`Connection::poll_transmit`] asks of the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub enum Transmit {
+    /// Bytes were appended to the buffer: write them all.
+    Data,
+    /// Everything is written: shut down the write half of the transport now
+    /// (TCP FIN). Returned once.
+    Shutdown,
+}
+
+/// Timers of the connection; the table is ready for keepalive and idle timers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Timer {
+    Close = 0,
+}
+const TIMERS: usize = 1;
+
+/// Where the transport close stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shutdown {
+    /// Not requested.
+    No,
+    /// Requested once the queued bytes are out.
+    Wanted,
+    /// Handed to the caller.
+    Done,
+}
+
+/// The frame whose payload is being received.
+#[derive(Debug, Clone, Copy)]
+struct InFrame {
+    opcode: OpCode,
+    fin: bool,
+    mask: Option<[u8; 4]>,
+    /// Payload bytes still to come.
+    remaining: u64,
+    /// Payload bytes seen so far (the mask phase).
+    seen: usize,
+}
+
+/// A WebSocket connection after the opening handshake: a sans-IO state
+/// machine.
+///
+/// # Data flow
+///
+/// ```text
+///            handle_input(now, bytes) ──►┌────────────┐──► poll_event()     (messages, pings, Closed)
+///   socket   handle_eof(now)          ──►│ Connection │──► poll_transmit()  (bytes to write / shutdown)
+///            handle_timeout(now)      ──►└────────────┘──► poll_timeout()   (when to call handle_timeout)
+///                      send_*/close  ──►      ▲
+/// ```
+///
+/// # Call order
+///
+/// A driver (an "adapter") loops:
+///
+/// 1. Feed what the transport produced: [`handle_input`](Self::handle_input)
+///    with the bytes read, [`handle_eof`](Self::handle_eof) when the read
+///    half ends (or the transport fails), [`handle_timeout`](Self::handle_timeout)
+///    when the deadline from [`poll_timeout`](Self::poll_timeout) passed.
+///    Commands (`send_*`, [`close`](Self::close)) may come at any time.
+/// 2. Drain [`poll_transmit`](Self::poll_transmit) until it returns `None`,
+///    writing every byte it appends before calling it again, and shutting
+///    the write half when it returns [`Transmit::Shutdown`].
+/// 3. Drain [`poll_event`](Self::poll_event) and hand events to the user.
+///    After [`Event::Closed`], drain `poll_transmit` one last time and drop
+///    the transport.
+/// 4. Wait for transport readiness or the deadline from `poll_timeout`,
+///    whichever comes first.
+///
+/// The connection never blocks, allocates in proportion to what the peer
+/// actually sent (bounded by [`Config`]), and never panics on peer input.
+#[derive(Debug)]
+pub struct Connection {
+    role: Role,
+    config: Config,
+    state: State,
+    rng: Option<Rng>,
+
+    // Input.
+    hdr: [u8; MAX_HEADER_LEN],
+    hdr_len: usize,
+    frame: Option<InFrame>,
+    /// Kind of the data message being received, if any.
+    msg: Option<DataKind>,
+    msg_buf: BytesMut,
+    msg_frames: usize,
+    msg_utf8: Utf8Stream,
+    ctrl_buf: Vec<u8>,
+    /// False once input must be ignored (after a close frame or a failure).
+    reading: bool,
+
+    // Output.
+    out: OutQueue,
+    pending_pong: Option<Bytes>,
+    shutdown: Shutdown,
+    /// Kind of the fragmented message being sent, if any.
+    sending: Option<DataKind>,
+    send_utf8: Utf8Stream,
+
+    // Closing.
+    sent_close: Option<CloseFrame>,
+    received_close: Option<CloseFrame>,
+    remote_initiated: bool,
+    failure: Option<ProtocolError>,
+    timed_out: bool,
+
+    events: VecDeque<Event>,
+    timers: [Option<Instant>; TIMERS],
+}
+
+impl Connection {
+    /// A server-side connection, for use after an upgrade completed
+    /// elsewhere (for example by hyper); [`crate::ServerHandshake`] builds
+    /// one for you otherwise.
+    pub fn server(config: Config) -> Self {
+        Self::new(Role::Server, config, None)
+    }
+
+    /// A client-side connection; `seed` seeds the CSPRNG for mask keys and
+    /// must come from the OS CSPRNG. [`crate::ClientHandshake`] builds one
+    /// for you.
+    pub fn client(config: Config, seed: [u8; 32]) -> Self {
+        Self::new(Role::Client, config, Some(Rng::from_seed(seed)))
+    }
+
+    pub(crate) fn new(role: Role, config: Config, rng: Option<Rng>) -> Self {
+        Connection {
+            role,
+            config,
+            state: State::Open,
+            rng,
+            hdr: [0; MAX_HEADER_LEN],
+            hdr_len: 0,
+            frame: None,
+            msg: None,
+            msg_buf: BytesMut::new(),
+            msg_frames: 0,
+            msg_utf8: Utf8Stream::default(),
+            ctrl_buf: Vec::new(),
+            reading: true,
+            out: OutQueue::default(),
+            pending_pong: None,
+            shutdown: Shutdown::No,
+            sending: None,
+            send_utf8: Utf8Stream::default(),
+            sent_close: None,
+            received_close: None,
+            remote_initiated: false,
+            failure: None,
+            timed_out: false,
+            events: VecDeque::new(),
+            timers: [None; TIMERS],
+        }
+    }
+
+    // ----- getters -----
+
+    /// Our role.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The current state.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Whether the terminal event was emitted.
+    pub fn is_closed(&self) -> bool {
+        self.state == State::Closed
+    }
+
+    /// Whether data messages can still be sent.
+    pub fn is_open(&self) -> bool {
+        self.state == State::Open
+    }
+
+    /// Bytes queued for sending and not yet handed out by `poll_transmit`
+    /// (like `bufferedAmount` in browsers and `ws`).
+    pub fn buffered_amount(&self) -> usize {
+        self.out.len() + self.pending_pong.as_ref().map_or(0, |p| p.len() + 2)
+    }
+
+    /// Whether `poll_transmit` has something to hand out.
+    pub fn wants_transmit(&self) -> bool {
+        !self.out.is_empty() || self.pending_pong.is_some() || self.shutdown == Shutdown::Wanted
+    }
+
+    /// Whether the connection still wants to read from the transport.
+    pub fn wants_read(&self) -> bool {
+        self.state != State::Closed
+    }
+
+    // ----- inputs -----
+
+    /// Feeds bytes read from the transport. Partial frames are buffered
+    /// (bounded by the configured limits); complete messages become events.
+    pub fn handle_input(&mut self, now: Instant, mut data: &[u8]) {
+        while !data.is_empty() && self.reading {
+            match self.frame {
+                None => {
+                    let consumed = self.read_header(now, data);
+                    data = &data[consumed..];
+                }
+                Some(f) => {
+                    let n = (f.remaining.min(data.len() as u64)) as usize;
+                    self.read_payload(now, &data[..n]);
+                    data = &data[n..];
+                }
+            }
+        }
+    }
+
+    /// Reports that the transport's read half ended (or the transport
+    /// failed). Ends the connection; the close is clean only if the close
+    /// handshake had finished.
+    pub fn handle_eof(&mut self, now: Instant) {
+        let _ = now;
+        self.reading = false;
+        self.finish();
+    }
+
+    /// Reports that the deadline from [`Connection::poll_timeout`] passed.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if let Some(t) = self.timers[Timer::Close as usize] {
+            if now >= t {
+                self.timers[Timer::Close as usize] = None;
+                if self.state != State::Closed {
+                    if self.received_close.is_none() || self.sent_close.is_none() {
+                        self.timed_out = true;
+                    }
+                    self.reading = false;
+                    if self.shutdown == Shutdown::No {
+                        self.shutdown = Shutdown::Wanted;
+                    }
+                    self.finish();
+                }
+            }
+        }
+    }
+
+    // ----- commands -----
+
+    /// Queues a text message.
+    pub fn send_text(&mut self, text: impl Into<Utf8Bytes>) -> Result<(), UsageError> {
+        self.check_whole_message()?;
+        self.queue_frame(OpCode::Text, true, text.into().into_bytes());
+        Ok(())
+    }
+
+    /// Queues a binary message.
+    pub fn send_binary(&mut self, data: impl Into<Bytes>) -> Result<(), UsageError> {
+        self.check_whole_message()?;
+        self.queue_frame(OpCode::Binary, true, data.into());
+        Ok(())
+    }
+
+    /// Queues one fragment of a message, for streaming: the first fragment
+    /// picks the kind, `fin` ends the message. Text fragments may split a
+    /// character across fragments; the whole message must be UTF-8.
+    pub fn send_fragment(
+        &mut self,
+        kind: DataKind,
+        data: impl Into<Bytes>,
+        fin: bool,
+    ) -> Result<(), UsageError> {
+        if self.state != State::Open {
+            return Err(UsageError::Closed);
+        }
+        let data = data.into();
+        let opcode = match self.sending {
+            Some(k) if k != kind => return Err(UsageError::FragmentKindMismatch),
+            Some(_) => OpCode::Continuation,
+            None => match kind {
+                DataKind::Text => OpCode::Text,
+                DataKind::Binary => OpCode::Binary,
+            },
+        };
+        if kind == DataKind::Text {
+            let mut v = self.send_utf8.clone();
+            if !v.feed(&data) || (fin && !v.is_complete()) {
+                return Err(UsageError::InvalidUtf8);
+            }
+            self.send_utf8 = v;
+        }
+        self.queue_frame(opcode, fin, data);
+        if fin {
+            self.sending = None;
+            self.send_utf8.reset();
+        } else {
+            self.sending = Some(kind);
+        }
+        Ok(())
+    }
+
+    /// Queues a ping with up to 125 bytes of payload.
+    pub fn send_ping(&mut self, data: impl Into<Bytes>) -> Result<(), UsageError> {
+        self.send_control(OpCode::Ping, data.into())
+    }
+
+    /// Queues an unsolicited pong with up to 125 bytes of payload.
+    pub fn send_pong(&mut self, data: impl Into<Bytes>) -> Result<(), UsageError> {
+        self.send_control(OpCode::Pong, data.into())
+    }
+
+    /// Starts the closing handshake. `CloseCode::NO_STATUS` sends a close
+    /// frame without a body (and then `reason` must be empty). The reason
+    /// is at most 123 bytes. Closing again while closing is a no-op.
+    pub fn close(&mut self, now: Instant, code: CloseCode, reason: &str) -> Result<(), UsageError> {
+        if code != CloseCode::NO_STATUS && !code.is_valid_on_wire() {
+            return Err(UsageError::InvalidCloseCode(code.0));
+        }
+        if reason.len() > 123 || (code == CloseCode::NO_STATUS && !reason.is_empty()) {
+            return Err(UsageError::ControlPayloadTooLong);
+        }
+        if self.state != State::Open {
+            return Ok(());
+        }
+        self.send_close_frame(CloseFrame::new(code, reason));
+        self.state = State::LocalClosing;
+        self.arm(Timer::Close, now + self.config.close_timeout);
+        Ok(())
+    }
+
+    // ----- outputs -----
+
+    /// Appends the bytes to write to `buf`, or asks for the write half to be
+    /// shut. Returns `None` when there is nothing to do. Write every byte
+    /// appended before calling again: a `Shutdown` comes only after the
+    /// bytes before it.
+    pub fn poll_transmit(&mut self, buf: &mut Vec<u8>) -> Option<Transmit> {
+        self.flush_pong();
+        if !self.out.is_empty() {
+            self.out.drain_into(buf);
+            return Some(Transmit::Data);
+        }
+        self.poll_shutdown()
+    }
+
+    /// Vectored alternative to `poll_transmit`: fills `dst` with slices of
+    /// the queued bytes, in order, and returns how many were filled. Call
+    /// [`Connection::advance_transmit`] with the number of bytes written.
+    /// When nothing is queued, check [`Connection::poll_shutdown`].
+    pub fn transmit_slices<'a>(&'a mut self, dst: &mut [std::io::IoSlice<'a>]) -> usize {
+        self.flush_pong();
+        self.out.chunks(dst)
+    }
+
+    /// Drops `n` bytes that were written from the front of the queue.
+    ///
+    /// # Panics
+    /// If `n` is larger than [`Connection::buffered_amount`] (a caller bug).
+    pub fn advance_transmit(&mut self, n: usize) {
+        self.out.advance(n)
+    }
+
+    /// With `transmit_slices`: once the queue is empty, returns
+    /// `Some(Transmit::Shutdown)` once if the write half must be shut.
+    pub fn poll_shutdown(&mut self) -> Option<Transmit> {
+        if self.out.is_empty() && self.pending_pong.is_none() && self.shutdown == Shutdown::Wanted {
+            // The connection ends when the peer closes its side in turn
+            // (`handle_eof`) or the close timer fires.
+            self.shutdown = Shutdown::Done;
+            return Some(Transmit::Shutdown);
+        }
+        None
+    }
+
+    /// The next event, if any.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// The earliest deadline at which [`Connection::handle_timeout`] must be
+    /// called, if any.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.iter().flatten().min().copied()
+    }
+
+    // ----- internals: input -----
+
+    /// Parses a header from buffered bytes plus `data`; returns how many
+    /// bytes of `data` were consumed.
+    fn read_header(&mut self, now: Instant, data: &[u8]) -> usize {
+        let (res, consumed) = if self.hdr_len == 0 {
+            match FrameHeader::decode(data) {
+                Ok(Some((h, n))) => (Ok(Some(h)), n),
+                Ok(None) => {
+                    // Less than a whole header: keep it.
+                    self.hdr[..data.len()].copy_from_slice(data);
+                    self.hdr_len = data.len();
+                    (Ok(None), data.len())
+                }
+                Err(e) => (Err(e), data.len()),
+            }
+        } else {
+            let take = (MAX_HEADER_LEN - self.hdr_len).min(data.len());
+            self.hdr[self.hdr_len..self.hdr_len + take].copy_from_slice(&data[..take]);
+            match FrameHeader::decode(&self.hdr[..self.hdr_len + take]) {
+                Ok(Some((h, n))) => {
+                    let used = n - self.hdr_len;
+                    self.hdr_len = 0;
+                    (Ok(Some(h)), used)
+                }
+                Ok(None) => {
+                    self.hdr_len += take;
+                    (Ok(None), take)
+                }
+                Err(e) => (Err(e), data.len()),
+            }
+        };
+        match res {
+            Ok(Some(h)) => {
+                if let Err(e) = self.begin_frame(now, h) {
+                    self.fail(now, e);
+                }
+            }
+            Ok(None) => {}
+            Err(e) => self.fail(now, e),
+        }
+        consumed
+    }
+
+    fn begin_frame(&mut self, now: Instant, h: FrameHeader) -> Result<(), ProtocolError> {
+        // RFC 6455 §5.2: RSV bits must be 0 unless an extension defines them.
+        if h.rsv != 0 {
+            return Err(ProtocolError::ReservedBits);
+        }
+        // RFC 6455 §5.1: clients mask, servers do not.
+        match (self.role, h.mask.is_some()) {
+            (Role::Server, false) => return Err(ProtocolError::UnmaskedFrame),
+            (Role::Client, true) => return Err(ProtocolError::MaskedFrame),
+            _ => {}
+        }
+        match h.opcode {
+            OpCode::Continuation => {
+                if self.msg.is_none() {
+                    return Err(ProtocolError::UnexpectedContinuation);
+                }
+                self.check_data_frame(&h)?;
+            }
+            OpCode::Text | OpCode::Binary => {
+                if self.msg.is_some() {
+                    return Err(ProtocolError::ExpectedContinuation);
+                }
+                self.msg = Some(if h.opcode == OpCode::Text {
+                    DataKind::Text
+                } else {
+                    DataKind::Binary
+                });
+                self.msg_frames = 0;
+                self.msg_utf8.reset();
+                self.check_data_frame(&h)?;
+            }
+            OpCode::Close | OpCode::Ping | OpCode::Pong => {
+                self.ctrl_buf.clear();
+            }
+        }
+        let f = InFrame {
+            opcode: h.opcode,
+            fin: h.fin,
+            mask: h.mask,
+            remaining: h.len,
+            seen: 0,
+        };
+        if h.len == 0 {
+            self.end_frame(now, f);
+        } else {
+            self.frame = Some(f);
+        }
+        Ok(())
+    }
+
+    fn check_data_frame(&mut self, h: &FrameHeader) -> Result<(), ProtocolError> {
+        self.msg_frames += 1;
+        if self.msg_frames > self.config.max_fragments {
+            return Err(ProtocolError::TooManyFragments);
+        }
+        if h.len > self.config.max_frame_size as u64 {
+            return Err(ProtocolError::FrameTooLarge);
+        }
+        if self.msg_buf.len() as u64 + h.len > self.config.max_message_size as u64 {
+            return Err(ProtocolError::MessageTooLarge);
+        }
+        // Reserve for what was declared, but never more than 1 MiB ahead of
+        // what actually arrived: a peer that declares a big frame and sends
+        // nothing must not cost us the declared size.
+        let ahead = (h.len as usize).min(1 << 20);
+        self.msg_buf.reserve(ahead);
+        Ok(())
+    }
+
+    fn read_payload(&mut self, now: Instant, chunk: &[u8]) {
+        let Some(mut f) = self.frame else { return };
+        if f.opcode.is_control() {
+            let start = self.ctrl_buf.len();
+            self.ctrl_buf.extend_from_slice(chunk);
+            if let Some(key) = f.mask {
+                apply_mask(&mut self.ctrl_buf[start..], key, f.seen);
+            }
+        } else {
+            // One copy from the transport's buffer, unmasked in place.
+            let start = self.msg_buf.len();
+            self.msg_buf.extend_from_slice(chunk);
+            if let Some(key) = f.mask {
+                apply_mask(&mut self.msg_buf[start..], key, f.seen);
+            }
+            // Fail fast: invalid UTF-8 is reported as soon as it arrives.
+            if self.msg == Some(DataKind::Text) && !self.msg_utf8.feed(&self.msg_buf[start..]) {
+                self.fail(now, ProtocolError::InvalidUtf8);
+                return;
+            }
+        }
+        f.seen += chunk.len();
+        f.remaining -= chunk.len() as u64;
+        if f.remaining == 0 {
+            self.frame = None;
+            self.end_frame(now, f);
+        } else {
+            self.frame = Some(f);
+        }
+    }
+
+    fn end_frame(&mut self, now: Instant, f: InFrame) {
+        match f.opcode {
+            OpCode::Text | OpCode::Binary | OpCode::Continuation => {
+                if !f.fin {
+                    return;
+                }
+                let kind = self.msg.take();
+                let payload = self.msg_buf.split().freeze();
+                match kind {
+                    Some(DataKind::Text) => {
+                        if !self.msg_utf8.is_complete() {
+                            self.fail(now, ProtocolError::InvalidUtf8);
+                            return;
+                        }
+                        self.events
+                            .push_back(Event::Text(Utf8Bytes::from_bytes_unchecked(payload)));
+                    }
+                    _ => self.events.push_back(Event::Binary(payload)),
+                }
+            }
+            OpCode::Ping => {
+                let payload = Bytes::copy_from_slice(&self.ctrl_buf);
+                // RFC 6455 §5.5.3: answering only the latest ping is allowed.
+                if self.config.auto_pong && self.sent_close.is_none() {
+                    self.pending_pong = Some(payload.clone());
+                }
+                self.events.push_back(Event::Ping(payload));
+            }
+            OpCode::Pong => {
+                let payload = Bytes::copy_from_slice(&self.ctrl_buf);
+                self.events.push_back(Event::Pong(payload));
+            }
+            OpCode::Close => {
+                let payload = std::mem::take(&mut self.ctrl_buf);
+                match parse_close_payload(&payload) {
+                    Ok(frame) => self.on_close_frame(now, frame),
+                    Err(e) => self.fail(now, e),
+                }
+            }
+        }
+    }
+
+    fn on_close_frame(&mut self, now: Instant, frame: Option<CloseFrame>) {
+        let frame = frame.unwrap_or(CloseFrame::new(CloseCode::NO_STATUS, ""));
+        // RFC 6455 §5.5.1: nothing may follow a close frame.
+        self.reading = false;
+        match self.state {
+            State::Open => {
+                self.remote_initiated = true;
+                // Echo the code (RFC 6455 §5.5.1), without the reason.
+                let echo = CloseFrame::new(frame.code, "");
+                self.received_close = Some(frame);
+                self.send_close_frame(echo);
+                self.state = State::RemoteClosing;
+            }
+            State::LocalClosing => {
+                self.received_close = Some(frame);
+            }
+            State::RemoteClosing | State::Closed => return,
+        }
+        self.close_transport(now);
+    }
+
+    /// Both close frames are exchanged (or the connection failed): close
+    /// the transport. RFC 6455 §7.1.1: the server closes TCP first; the
+    /// client waits for it, and closes after the close timeout.
+    fn close_transport(&mut self, now: Instant) {
+        let server_first = self.role == Role::Server || self.failure.is_some();
+        if server_first && self.shutdown == Shutdown::No {
+            self.shutdown = Shutdown::Wanted;
+        }
+        self.arm(Timer::Close, now + self.config.close_timeout);
+    }
+
+    /// Fails the connection (RFC 6455 §7.1.7) because the peer broke the
+    /// protocol.
+    fn fail(&mut self, now: Instant, e: ProtocolError) {
+        if self.failure.is_some() || self.state == State::Closed {
+            return;
+        }
+        self.failure = Some(e);
+        self.reading = false;
+        self.frame = None;
+        self.msg = None;
+        self.msg_buf = BytesMut::new();
+        self.pending_pong = None;
+        if self.sent_close.is_none() {
+            let mut reason = e.to_string();
+            reason.truncate(123);
+            self.send_close_frame(CloseFrame::new(e.close_code(), reason));
+        }
+        if self.state == State::Open {
+            self.state = State::LocalClosing;
+        }
+        self.close_transport(now);
+    }
+
+    /// Emits the terminal event (once): called when the transport ended or
+    /// the close timer fired.
+    fn finish(&mut self) {
+        if self.state == State::Closed {
+            return;
+        }
+        let ending = if let Some(e) = self.failure {
+            Ending::Protocol(e)
+        } else if self.sent_close.is_some() && self.received_close.is_some() {
+            Ending::Clean
+        } else if self.timed_out {
+            Ending::Timeout
+        } else {
+            Ending::Abnormal
+        };
+        self.state = State::Closed;
+        self.timers = [None; TIMERS];
+        self.msg_buf = BytesMut::new();
+        self.ctrl_buf = Vec::new();
+        self.events.push_back(Event::Closed(CloseInfo {
+            sent: self.sent_close.clone(),
+            received: self.received_close.clone(),
+            remote_initiated: self.remote_initiated,
+            ending,
+        }));
+    }
+
+    // ----- internals: output -----
+
+    fn check_whole_message(&self) -> Result<(), UsageError> {
+        if self.state != State::Open {
+            return Err(UsageError::Closed);
+        }
+        if self.sending.is_some() {
+            return Err(UsageError::FragmentedMessageInProgress);
+        }
+        Ok(())
+    }
+
+    fn send_control(&mut self, op: OpCode, data: Bytes) -> Result<(), UsageError> {
+        if self.state != State::Open {
+            return Err(UsageError::Closed);
+        }
+        if data.len() > 125 {
+            return Err(UsageError::ControlPayloadTooLong);
+        }
+        self.queue_frame(op, true, data);
+        Ok(())
+    }
+
+    fn send_close_frame(&mut self, frame: CloseFrame) {
+        // A pong owed for an earlier ping goes out before the close.
+        self.flush_pong();
+        let body = if frame.code == CloseCode::NO_STATUS {
+            Bytes::new()
+        } else {
+            frame.encode()
+        };
+        self.queue_frame(OpCode::Close, true, body);
+        self.sent_close = Some(frame);
+    }
+
+    fn flush_pong(&mut self) {
+        if let Some(p) = self.pending_pong.take() {
+            if self.sent_close.is_none() {
+                self.queue_frame(OpCode::Pong, true, p);
+            }
+        }
+    }
+
+    fn queue_frame(&mut self, opcode: OpCode, fin: bool, payload: Bytes) {
+        let mask = self.rng.as_mut().map(Rng::mask_key);
+        let h = FrameHeader {
+            fin,
+            rsv: 0,
+            opcode,
+            mask,
+            len: payload.len() as u64,
+        };
+        let mut hdr = [0u8; MAX_HEADER_LEN];
+        let n = h.encode(&mut hdr);
+        self.out.extend(&hdr[..n]);
+        match mask {
+            Some(key) => {
+                // Clients must copy to mask; do it in one pass over the tail.
+                let start = self.out.extend(&payload);
+                apply_mask(&mut self.out.tail_mut()[start..], key, 0);
+            }
+            None => self.out.push(payload),
+        }
+    }
+
+    /// Queues bytes verbatim (the 101 response ahead of the first frame).
+    pub(crate) fn queue_raw(&mut self, b: &[u8]) {
+        self.out.extend(b);
+    }
+
+    fn arm(&mut self, t: Timer, at: Instant) {
+        self.timers[t as usize] = Some(at);
+    }
+}

@@ -1,0 +1,616 @@
+//! The opening handshake (RFC 6455 §4), client and server, sans-IO.
+
+use crate::config::Config;
+use crate::connection::{Connection, Role, Transmit};
+use crate::error::{HandshakeError, UsageError};
+use crate::rng::Rng;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use sha1::{Digest, Sha1};
+use std::time::Instant;
+
+/// The GUID of RFC 6455 §1.3.
+const GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+
+/// The WebSocket versions a server accepts: 13 (RFC 6455) and 8 (HyBi
+/// drafts 07–12).
+pub const SUPPORTED_VERSIONS: &str = "13, 8";
+
+/// Computes `Sec-WebSocket-Accept` for a `Sec-WebSocket-Key` (RFC 6455 §1.3).
+///
+/// ```
+/// assert_eq!(
+///     ws_proto::accept_key(b"dGhlIHNhbXBsZSBub25jZQ=="),
+///     "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+/// );
+/// ```
+pub fn accept_key(key: &[u8]) -> String {
+    let mut h = Sha1::new();
+    h.update(key);
+    h.update(GUID);
+    BASE64.encode(h.finalize())
+}
+
+/// Finds the end of an HTTP head (`\r\n\r\n`) in `buf`, resuming at `*scan`
+/// so that a head dribbled in byte by byte costs linear time in total.
+fn find_head_end(buf: &[u8], scan: &mut usize) -> Option<usize> {
+    let from = scan.saturating_sub(3);
+    let pos = buf[from..].windows(4).position(|w| w == b"\r\n\r\n");
+    match pos {
+        Some(p) => Some(from + p + 4),
+        None => {
+            *scan = buf.len();
+            None
+        }
+    }
+}
+
+/// Whether a comma-separated header contains `token` (case-insensitive).
+fn has_token(headers: &HeaderMap, name: HeaderName, token: &str) -> bool {
+    headers.get_all(name).iter().any(|v| {
+        v.to_str()
+            .map(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+            .unwrap_or(false)
+    })
+}
+
+/// The comma-separated tokens of every instance of a header.
+fn tokens(headers: &HeaderMap, name: HeaderName) -> Vec<String> {
+    let mut out = Vec::new();
+    for v in headers.get_all(name).iter() {
+        if let Ok(s) = v.to_str() {
+            out.extend(
+                s.split(',')
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty())
+                    .map(String::from),
+            );
+        }
+    }
+    out
+}
+
+fn to_header_map(raw: &[httparse::Header<'_>]) -> Result<HeaderMap, String> {
+    let mut map = HeaderMap::with_capacity(raw.len());
+    for h in raw {
+        let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|e| e.to_string())?;
+        let value = HeaderValue::from_bytes(h.value).map_err(|e| e.to_string())?;
+        map.append(name, value);
+    }
+    Ok(map)
+}
+
+fn write_headers(out: &mut Vec<u8>, headers: &HeaderMap) {
+    for (name, value) in headers {
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+fn http_status_response(status: u16, reason: &str, headers: &HeaderMap, body: &[u8]) -> Vec<u8> {
+    let mut out = format!("HTTP/1.1 {status} {reason}\r\n").into_bytes();
+    write_headers(&mut out, headers);
+    if !headers.contains_key(header::CONTENT_LENGTH) {
+        out.extend_from_slice(format!("content-length: {}\r\n", body.len()).as_bytes());
+    }
+    if !headers.contains_key(header::CONNECTION) {
+        out.extend_from_slice(b"connection: close\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(body);
+    out
+}
+
+fn reason_phrase(status: u16) -> &'static str {
+    http::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("Unknown")
+}
+
+// ---------------------------------------------------------------- client --
+
+/// The client side of the opening handshake.
+///
+/// ```
+/// # use std::time::Instant;
+/// use ws_proto::{ClientHandshake, Config};
+/// let req = http::Request::get("ws://example.com/chat").body(()).unwrap();
+/// let mut hs = ClientHandshake::new(Instant::now(), req, Config::default(), [7; 32]).unwrap();
+/// let mut out = Vec::new();
+/// let _ = hs.poll_transmit(&mut out);
+/// assert!(out.starts_with(b"GET /chat HTTP/1.1\r\n"));
+/// // Then feed the server's answer to `handle_input` until it returns
+/// // `Ok(true)` and call `into_connection`.
+/// ```
+#[derive(Debug)]
+pub struct ClientHandshake {
+    config: Config,
+    rng: Rng,
+    request: Vec<u8>,
+    sent: bool,
+    expected_accept: String,
+    offered_protocols: Vec<String>,
+    buf: Vec<u8>,
+    scan: usize,
+    head_end: Option<usize>,
+    response: Option<http::Response<()>>,
+    deadline: Option<Instant>,
+}
+
+impl ClientHandshake {
+    /// Prepares the upgrade request for `request`'s URI (`ws://` or
+    /// `wss://`, or a bare path with a `Host` header). Headers in `request`
+    /// are sent as given (`Sec-WebSocket-Protocol` to offer subprotocols,
+    /// `Origin`, cookies, ...); the handshake adds `Host`, `Upgrade`,
+    /// `Connection`, `Sec-WebSocket-Key` and `Sec-WebSocket-Version: 13`
+    /// unless present. With `Sec-WebSocket-Version: 8`, `Origin` is sent as
+    /// `Sec-WebSocket-Origin` (HyBi drafts 07–12). `seed` seeds the CSPRNG
+    /// for the key and later the mask keys.
+    pub fn new(
+        now: Instant,
+        request: http::Request<()>,
+        config: Config,
+        seed: [u8; 32],
+    ) -> Result<Self, UsageError> {
+        let mut rng = Rng::from_seed(seed);
+        let mut nonce = [0u8; 16];
+        rng.fill(&mut nonce);
+        let key = BASE64.encode(nonce);
+        let (parts, ()) = request.into_parts();
+        let uri = parts.uri;
+        let mut headers = parts.headers;
+        let path = uri.path_and_query().map_or("/", |p| p.as_str());
+        let path = if path.is_empty() { "/" } else { path };
+        if !headers.contains_key(header::HOST) {
+            let host = uri.host().ok_or(UsageError::InvalidRequest)?;
+            let default_port = match uri.scheme_str() {
+                Some("wss") | Some("https") => 443,
+                _ => 80,
+            };
+            let host = match uri.port_u16() {
+                Some(p) if p != default_port => format!("{host}:{p}"),
+                _ => host.to_string(),
+            };
+            let v = HeaderValue::from_str(&host).map_err(|_| UsageError::InvalidRequest)?;
+            headers.insert(header::HOST, v);
+        }
+        let version = headers
+            .get(header::SEC_WEBSOCKET_VERSION)
+            .map(|v| v.as_bytes().to_vec())
+            .unwrap_or_else(|| b"13".to_vec());
+        if version != b"13" && version != b"8" {
+            return Err(UsageError::InvalidRequest);
+        }
+        if version == b"8" {
+            if let Some(origin) = headers.remove(header::ORIGIN) {
+                headers.insert(HeaderName::from_static("sec-websocket-origin"), origin);
+            }
+        }
+        let offered_protocols = tokens(&headers, header::SEC_WEBSOCKET_PROTOCOL);
+        let mut out = Vec::with_capacity(256);
+        out.extend_from_slice(b"GET ");
+        out.extend_from_slice(path.as_bytes());
+        out.extend_from_slice(b" HTTP/1.1\r\n");
+        let host = headers.remove(header::HOST).expect("host set above");
+        out.extend_from_slice(b"Host: ");
+        out.extend_from_slice(host.as_bytes());
+        out.extend_from_slice(b"\r\n");
+        if !headers.contains_key(header::UPGRADE) {
+            out.extend_from_slice(b"Upgrade: websocket\r\n");
+        }
+        if !headers.contains_key(header::CONNECTION) {
+            out.extend_from_slice(b"Connection: Upgrade\r\n");
+        }
+        let key = match headers.remove(header::SEC_WEBSOCKET_KEY) {
+            Some(k) => k
+                .to_str()
+                .map_err(|_| UsageError::InvalidRequest)?
+                .to_string(),
+            None => key,
+        };
+        out.extend_from_slice(b"Sec-WebSocket-Key: ");
+        out.extend_from_slice(key.as_bytes());
+        out.extend_from_slice(b"\r\n");
+        if !headers.contains_key(header::SEC_WEBSOCKET_VERSION) {
+            out.extend_from_slice(b"Sec-WebSocket-Version: 13\r\n");
+        }
+        write_headers(&mut out, &headers);
+        out.extend_from_slice(b"\r\n");
+        Ok(ClientHandshake {
+            expected_accept: accept_key(key.as_bytes()),
+            deadline: config.handshake_timeout.map(|d| now + d),
+            config,
+            rng,
+            request: out,
+            sent: false,
+            offered_protocols,
+            buf: Vec::new(),
+            scan: 0,
+            head_end: None,
+            response: None,
+        })
+    }
+
+    /// Appends the request to `buf` (once).
+    pub fn poll_transmit(&mut self, buf: &mut Vec<u8>) -> Option<Transmit> {
+        if self.sent {
+            return None;
+        }
+        self.sent = true;
+        buf.extend_from_slice(&self.request);
+        Some(Transmit::Data)
+    }
+
+    /// The subprotocols offered in the request.
+    pub fn offered_protocols(&self) -> &[String] {
+        &self.offered_protocols
+    }
+
+    /// Feeds bytes from the server. Returns `Ok(false)` while more are
+    /// needed, `Ok(true)` once the response is complete and valid (then call
+    /// [`ClientHandshake::into_connection`]).
+    pub fn handle_input(&mut self, data: &[u8]) -> Result<bool, HandshakeError> {
+        if self.response.is_some() {
+            self.buf.extend_from_slice(data);
+            return Ok(true);
+        }
+        self.buf.extend_from_slice(data);
+        let end = match find_head_end(&self.buf, &mut self.scan) {
+            Some(e) => e,
+            None => {
+                if self.buf.len() > self.config.max_handshake_size {
+                    return Err(HandshakeError::TooLarge);
+                }
+                return Ok(false);
+            }
+        };
+        if end > self.config.max_handshake_size {
+            return Err(HandshakeError::TooLarge);
+        }
+        let mut raw = vec![httparse::EMPTY_HEADER; self.config.max_headers];
+        let mut resp = httparse::Response::new(&mut raw);
+        match resp.parse(&self.buf[..end]) {
+            Ok(httparse::Status::Complete(_)) => {}
+            Ok(httparse::Status::Partial) => {
+                return Err(HandshakeError::Malformed("incomplete response head".into()))
+            }
+            Err(httparse::Error::TooManyHeaders) => return Err(HandshakeError::TooManyHeaders),
+            Err(e) => return Err(HandshakeError::Malformed(e.to_string())),
+        }
+        let status = resp.code.unwrap_or(0);
+        let headers = to_header_map(resp.headers).map_err(HandshakeError::Malformed)?;
+        if status != 101 {
+            return Err(HandshakeError::UnexpectedStatus {
+                status,
+                headers: headers
+                    .iter()
+                    .map(|(k, v)| (k.as_str().to_string(), v.as_bytes().to_vec()))
+                    .collect(),
+                body: self.buf[end..].to_vec(),
+            });
+        }
+        // RFC 6455 §4.1: the client validates the server's answer.
+        if !has_token(&headers, header::UPGRADE, "websocket") {
+            return Err(HandshakeError::BadResponse(
+                "missing `Upgrade: websocket`".into(),
+            ));
+        }
+        if !has_token(&headers, header::CONNECTION, "upgrade") {
+            return Err(HandshakeError::BadResponse(
+                "missing `Connection: Upgrade`".into(),
+            ));
+        }
+        match headers.get(header::SEC_WEBSOCKET_ACCEPT) {
+            Some(v) if v.as_bytes() == self.expected_accept.as_bytes() => {}
+            _ => {
+                return Err(HandshakeError::BadResponse(
+                    "wrong Sec-WebSocket-Accept".into(),
+                ))
+            }
+        }
+        if headers.contains_key(header::SEC_WEBSOCKET_EXTENSIONS) {
+            return Err(HandshakeError::BadResponse(
+                "extension that was not offered".into(),
+            ));
+        }
+        let chosen = tokens(&headers, header::SEC_WEBSOCKET_PROTOCOL);
+        if chosen.len() > 1 || chosen.iter().any(|p| !self.offered_protocols.contains(p)) {
+            return Err(HandshakeError::BadResponse(
+                "subprotocol that was not offered".into(),
+            ));
+        }
+        let mut response = http::Response::new(());
+        *response.status_mut() = http::StatusCode::SWITCHING_PROTOCOLS;
+        *response.headers_mut() = headers;
+        self.response = Some(response);
+        self.head_end = Some(end);
+        Ok(true)
+    }
+
+    /// The deadline of the handshake timeout.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    /// Fails with [`HandshakeError::Timeout`] once the deadline passed.
+    pub fn handle_timeout(&mut self, now: Instant) -> Result<(), HandshakeError> {
+        match self.deadline {
+            Some(d) if now >= d && self.response.is_none() => Err(HandshakeError::Timeout),
+            _ => Ok(()),
+        }
+    }
+
+    /// Turns a completed handshake into the server's response and a
+    /// [`Connection`]; bytes received after the response head are fed to it.
+    pub fn into_connection(
+        self,
+        now: Instant,
+    ) -> Result<(http::Response<()>, Connection), UsageError> {
+        let (Some(response), Some(end)) = (self.response, self.head_end) else {
+            return Err(UsageError::HandshakeIncomplete);
+        };
+        let mut conn = Connection::new(Role::Client, self.config, Some(self.rng));
+        conn.handle_input(now, &self.buf[end..]);
+        Ok((response, conn))
+    }
+}
+
+// ---------------------------------------------------------------- server --
+
+/// The server side of the opening handshake.
+///
+/// Feed the client's bytes to [`ServerHandshake::handle_input`] until it
+/// returns the request; inspect it, then [`accept`](ServerHandshake::accept)
+/// (optionally choosing a subprotocol and adding headers) or
+/// [`reject`](ServerHandshake::reject). Invalid requests are answered
+/// automatically (400, 405, 426 or 431): write out
+/// [`poll_transmit`](ServerHandshake::poll_transmit) and close.
+#[derive(Debug)]
+pub struct ServerHandshake {
+    config: Config,
+    buf: Vec<u8>,
+    scan: usize,
+    head_end: usize,
+    key: Option<String>,
+    offered_protocols: Vec<String>,
+    out: Vec<u8>,
+    done: bool,
+    deadline: Option<Instant>,
+}
+
+impl ServerHandshake {
+    /// Starts a handshake; `now` starts the handshake timeout.
+    pub fn new(now: Instant, config: Config) -> Self {
+        ServerHandshake {
+            deadline: config.handshake_timeout.map(|d| now + d),
+            config,
+            buf: Vec::new(),
+            scan: 0,
+            head_end: 0,
+            key: None,
+            offered_protocols: Vec::new(),
+            out: Vec::new(),
+            done: false,
+        }
+    }
+
+    /// Feeds bytes from the client. Returns `Ok(None)` while more are
+    /// needed and the parsed request once the head is complete and valid.
+    /// On `Err`, an HTTP error response is queued in `poll_transmit`.
+    pub fn handle_input(
+        &mut self,
+        data: &[u8],
+    ) -> Result<Option<http::Request<()>>, HandshakeError> {
+        if self.done {
+            return Err(HandshakeError::Malformed(
+                "input after the handshake ended".into(),
+            ));
+        }
+        self.buf.extend_from_slice(data);
+        let end = match find_head_end(&self.buf, &mut self.scan) {
+            Some(e) if e <= self.config.max_handshake_size => e,
+            Some(_) => return Err(self.refuse(431, HandshakeError::TooLarge)),
+            None if self.buf.len() > self.config.max_handshake_size => {
+                return Err(self.refuse(431, HandshakeError::TooLarge))
+            }
+            None => return Ok(None),
+        };
+        match self.parse(end) {
+            Ok(req) => {
+                self.head_end = end;
+                Ok(Some(req))
+            }
+            Err((status, e)) => Err(self.refuse(status, e)),
+        }
+    }
+
+    fn parse(&mut self, end: usize) -> Result<http::Request<()>, (u16, HandshakeError)> {
+        let bad = |s: &str| (400, HandshakeError::BadRequest(s.to_string()));
+        let mut raw = vec![httparse::EMPTY_HEADER; self.config.max_headers];
+        let mut req = httparse::Request::new(&mut raw);
+        match req.parse(&self.buf[..end]) {
+            Ok(httparse::Status::Complete(_)) => {}
+            Ok(httparse::Status::Partial) => return Err(bad("incomplete request head")),
+            Err(httparse::Error::TooManyHeaders) => {
+                return Err((431, HandshakeError::TooManyHeaders))
+            }
+            Err(e) => return Err((400, HandshakeError::Malformed(e.to_string()))),
+        }
+        let headers =
+            to_header_map(req.headers).map_err(|e| (400, HandshakeError::Malformed(e)))?;
+        // RFC 6455 §4.2.1: the rules a valid opening handshake follows.
+        if req.method != Some("GET") {
+            return Err((405, HandshakeError::BadRequest("method is not GET".into())));
+        }
+        if req.version != Some(1) {
+            return Err(bad("HTTP version is not 1.1"));
+        }
+        if !headers.contains_key(header::HOST) {
+            return Err(bad("missing Host"));
+        }
+        if !has_token(&headers, header::UPGRADE, "websocket") {
+            return Err(bad("missing `Upgrade: websocket`"));
+        }
+        if !has_token(&headers, header::CONNECTION, "upgrade") {
+            return Err(bad("missing `Connection: Upgrade`"));
+        }
+        let version = headers
+            .get(header::SEC_WEBSOCKET_VERSION)
+            .map(|v| v.as_bytes());
+        match version {
+            Some(b"13") | Some(b"8") => {}
+            Some(v) => {
+                return Err((
+                    426,
+                    HandshakeError::UnsupportedVersion(String::from_utf8_lossy(v).into_owned()),
+                ))
+            }
+            None => return Err(bad("missing Sec-WebSocket-Version")),
+        }
+        let mut keys = headers.get_all(header::SEC_WEBSOCKET_KEY).iter();
+        let key = match (keys.next(), keys.next()) {
+            (Some(k), None) => k,
+            _ => return Err(bad("missing or repeated Sec-WebSocket-Key")),
+        };
+        match BASE64.decode(key.as_bytes()) {
+            Ok(n) if n.len() == 16 => {}
+            _ => return Err(bad("Sec-WebSocket-Key is not 16 bytes in base64")),
+        }
+        self.key = Some(key.to_str().map_err(|_| bad("bad key"))?.to_string());
+        self.offered_protocols = tokens(&headers, header::SEC_WEBSOCKET_PROTOCOL);
+        let path = req.path.unwrap_or("/");
+        let mut request = http::Request::builder()
+            .method(http::Method::GET)
+            .uri(path)
+            .version(http::Version::HTTP_11)
+            .body(())
+            .map_err(|e| (400, HandshakeError::Malformed(e.to_string())))?;
+        *request.headers_mut() = headers;
+        Ok(request)
+    }
+
+    fn refuse(&mut self, status: u16, e: HandshakeError) -> HandshakeError {
+        let mut headers = HeaderMap::new();
+        if status == 426 || matches!(e, HandshakeError::UnsupportedVersion(_)) {
+            headers.insert(
+                header::SEC_WEBSOCKET_VERSION,
+                HeaderValue::from_static(SUPPORTED_VERSIONS),
+            );
+        }
+        if status == 405 {
+            headers.insert(header::ALLOW, HeaderValue::from_static("GET"));
+        }
+        let body = format!("{e}\n");
+        self.out = http_status_response(status, reason_phrase(status), &headers, body.as_bytes());
+        self.done = true;
+        e
+    }
+
+    /// The subprotocols the client offered, in its order of preference.
+    pub fn offered_protocols(&self) -> &[String] {
+        &self.offered_protocols
+    }
+
+    /// The response bytes of a refusal or rejection, once; then
+    /// `Transmit::Shutdown`.
+    pub fn poll_transmit(&mut self, buf: &mut Vec<u8>) -> Option<Transmit> {
+        if !self.out.is_empty() {
+            buf.append(&mut self.out);
+            return Some(Transmit::Data);
+        }
+        if self.done {
+            self.done = false;
+            self.key = None;
+            return Some(Transmit::Shutdown);
+        }
+        None
+    }
+
+    /// The deadline of the handshake timeout.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    /// Fails with [`HandshakeError::Timeout`] once the deadline passed.
+    pub fn handle_timeout(&mut self, now: Instant) -> Result<(), HandshakeError> {
+        match self.deadline {
+            Some(d) if now >= d && self.key.is_none() => Err(HandshakeError::Timeout),
+            _ => Ok(()),
+        }
+    }
+
+    /// Rejects the request with `status`, extra headers and a body; the
+    /// response is queued in [`ServerHandshake::poll_transmit`].
+    pub fn reject(&mut self, status: u16, headers: &HeaderMap, body: &[u8]) {
+        self.out = http_status_response(status, reason_phrase(status), headers, body);
+        self.done = true;
+    }
+
+    /// Accepts the request: queues the 101 response (with the chosen
+    /// subprotocol, if any, and extra headers) in the returned connection's
+    /// output, and feeds it the bytes that followed the request.
+    pub fn accept(
+        self,
+        now: Instant,
+        protocol: Option<&str>,
+        headers: &HeaderMap,
+    ) -> Result<Connection, UsageError> {
+        let Some(key) = self.key.as_deref() else {
+            return Err(UsageError::HandshakeIncomplete);
+        };
+        if let Some(p) = protocol {
+            if !self.offered_protocols.iter().any(|o| o == p) {
+                return Err(UsageError::ProtocolNotOffered);
+            }
+        }
+        let mut out = Vec::with_capacity(160);
+        out.extend_from_slice(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ");
+        out.extend_from_slice(accept_key(key.as_bytes()).as_bytes());
+        out.extend_from_slice(b"\r\n");
+        if let Some(p) = protocol {
+            out.extend_from_slice(b"Sec-WebSocket-Protocol: ");
+            out.extend_from_slice(p.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        write_headers(&mut out, headers);
+        out.extend_from_slice(b"\r\n");
+        let mut conn = Connection::new(Role::Server, self.config, None);
+        conn.queue_raw(&out);
+        conn.handle_input(now, &self.buf[self.head_end..]);
+        Ok(conn)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc6455_1_3_accept() {
+        assert_eq!(
+            accept_key(b"dGhlIHNhbXBsZSBub25jZQ=="),
+            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+        );
+    }
+
+    #[test]
+    fn head_end_scan_is_resumable() {
+        let msg = b"GET / HTTP/1.1\r\nHost: x\r\n\r\nrest";
+        let mut scan = 0;
+        for i in 1..msg.len() {
+            let r = find_head_end(&msg[..i], &mut scan);
+            if i < 27 {
+                assert_eq!(r, None, "{i}");
+            } else {
+                assert_eq!(r, Some(27));
+                break;
+            }
+        }
+    }
+}

@@ -1,0 +1,106 @@
+//! The outgoing byte queue: small frames coalesced, large payloads shared.
+
+use bytes::{Buf, Bytes, BytesMut};
+use std::collections::VecDeque;
+
+/// Payloads at least this large are queued by reference instead of copied.
+const SHARE_THRESHOLD: usize = 4096;
+
+#[derive(Debug, Default)]
+pub(crate) struct OutQueue {
+    chunks: VecDeque<Bytes>,
+    tail: BytesMut,
+    len: usize,
+}
+
+impl OutQueue {
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Appends bytes by copy, returning the offset in the tail where they
+    /// start (so the caller can mask them in place).
+    pub(crate) fn extend(&mut self, b: &[u8]) -> usize {
+        let start = self.tail.len();
+        self.tail.extend_from_slice(b);
+        self.len += b.len();
+        start
+    }
+
+    pub(crate) fn tail_mut(&mut self) -> &mut BytesMut {
+        &mut self.tail
+    }
+
+    /// Appends a payload, by reference when it is large.
+    pub(crate) fn push(&mut self, b: Bytes) {
+        if b.len() < SHARE_THRESHOLD {
+            self.extend(&b);
+            return;
+        }
+        if !self.tail.is_empty() {
+            self.chunks.push_back(self.tail.split().freeze());
+        }
+        self.len += b.len();
+        self.chunks.push_back(b);
+    }
+
+    /// Moves everything into `buf`.
+    pub(crate) fn drain_into(&mut self, buf: &mut Vec<u8>) {
+        buf.reserve(self.len);
+        for c in self.chunks.drain(..) {
+            buf.extend_from_slice(&c);
+        }
+        buf.extend_from_slice(&self.tail);
+        self.tail.clear();
+        self.len = 0;
+    }
+
+    /// Fills `dst` with the queued chunks in order; returns how many slices
+    /// were filled.
+    pub(crate) fn chunks<'a>(&'a self, dst: &mut [std::io::IoSlice<'a>]) -> usize {
+        let mut n = 0;
+        for c in self
+            .chunks
+            .iter()
+            .map(|c| &c[..])
+            .chain(std::iter::once(&self.tail[..]))
+        {
+            if n == dst.len() {
+                break;
+            }
+            if !c.is_empty() {
+                dst[n] = std::io::IoSlice::new(c);
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// Drops the first `n` queued bytes (they were written).
+    pub(crate) fn advance(&mut self, mut n: usize) {
+        assert!(n <= self.len, "advance past the queued bytes");
+        self.len -= n;
+        while n > 0 {
+            if let Some(front) = self.chunks.front_mut() {
+                if front.len() <= n {
+                    n -= front.len();
+                    self.chunks.pop_front();
+                } else {
+                    front.advance(n);
+                    n = 0;
+                }
+            } else {
+                self.tail.advance(n);
+                n = 0;
+            }
+        }
+        if self.len == 0 && self.tail.capacity() > 64 * 1024 {
+            // Do not keep a burst's buffer around on an idle connection.
+            self.tail = BytesMut::new();
+        }
+    }
+}
