@@ -1,0 +1,207 @@
+#!/usr/bin/env bash
+# Install the Autobahn|Testsuite (`wstest`) into a private prefix and print
+# the absolute path of a `wstest` launcher on stdout (all progress goes to
+# stderr, so `WSTEST=$(autobahn/install.sh)` works).
+#
+#   autobahn/install.sh                        # -> $HOME/.cache/ws-autobahn/bin/wstest
+#   AUTOBAHN_PREFIX=/tmp/ab autobahn/install.sh
+#
+# wstest is Python 2.7 code and Debian 12 ships no Python 2. Unless
+# AUTOBAHN_PYTHON2 names a working python2.7 interpreter, one is taken from
+# Debian 11 ("bullseye") packages: they are downloaded with apt-get using a
+# private apt state (the machine's configured Debian mirror, the machine's
+# archive keyring) and unpacked with `dpkg -x` into the prefix. Nothing is
+# installed system-wide, except that a C compiler is installed with apt-get
+# when none exists and we are root (a few dependencies are C extensions).
+# The suite itself and its dependencies come from the Python package index,
+# at pinned versions.
+#
+# Environment:
+#   AUTOBAHN_PREFIX         install prefix (default $HOME/.cache/ws-autobahn)
+#   AUTOBAHN_PYTHON2        use this python2.7 instead of Debian 11 packages
+#   AUTOBAHN_DEBIAN_MIRROR  Debian mirror URL (default: first one apt uses)
+#   AUTOBAHN_DEBIAN_SUITE   suite holding python2.7 (default bullseye)
+#
+# Idempotent: when the launcher exists, matches this script's pinned
+# versions and runs, the script only prints its path. Safe to run
+# concurrently (an flock on the prefix serialises installers).
+set -euo pipefail
+
+# Bump when anything below changes what gets installed: forces a reinstall.
+STAMP_VERSION="ws-autobahn-install 1 autobahntestsuite==25.10.1"
+
+PREFIX="${AUTOBAHN_PREFIX:-$HOME/.cache/ws-autobahn}"
+mkdir -p "$PREFIX"
+PREFIX="$(cd "$PREFIX" && pwd -P)"
+LAUNCHER="$PREFIX/bin/wstest"
+STAMP="$PREFIX/.installed"
+
+say() { echo "autobahn/install.sh: $*" >&2; }
+die() { say "error: $*"; exit 1; }
+
+installed() {
+  [ -x "$LAUNCHER" ] && [ -f "$STAMP" ] &&
+    [ "$(cat "$STAMP")" = "$STAMP_VERSION" ] &&
+    "$LAUNCHER" --help >/dev/null 2>&1
+}
+
+if installed; then echo "$LAUNCHER"; exit 0; fi
+
+# One installer at a time per prefix; re-check after getting the lock.
+exec 9>"$PREFIX/.lock"
+flock 9
+if installed; then echo "$LAUNCHER"; exit 0; fi
+
+start=$(date +%s)
+say "installing wstest into $PREFIX"
+rm -rf "$PREFIX/bin" "$PREFIX/py2" "$PREFIX/site" "$PREFIX/apt" "$STAMP"
+mkdir -p "$PREFIX/bin"
+
+# --- A C compiler (wsaccel, ujson, twisted and zope.interface build C code)
+if ! command -v cc >/dev/null 2>&1 && ! command -v gcc >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    say "no C compiler found: installing gcc and libc6-dev with apt-get"
+    DEBIAN_FRONTEND=noninteractive apt-get -q update >&2
+    DEBIAN_FRONTEND=noninteractive apt-get -q install -y --no-install-recommends \
+      gcc libc6-dev >&2
+  else
+    die "a C compiler (cc/gcc) is needed; install gcc and libc6-dev"
+  fi
+fi
+
+# --- Python 2.7 --------------------------------------------------------------
+# PY2_ENV holds the environment a private interpreter needs (may be empty).
+PY2_ENV=()
+PY2_CFLAGS=""
+FROM_DEBIAN=0
+if [ -n "${AUTOBAHN_PYTHON2:-}" ]; then
+  PYTHON2="$AUTOBAHN_PYTHON2"
+  "$PYTHON2" -c 'import sys; assert sys.version_info[:2] == (2, 7)' ||
+    die "AUTOBAHN_PYTHON2=$PYTHON2 is not a working Python 2.7"
+  say "using Python 2.7 at $PYTHON2"
+else
+  command -v apt-get >/dev/null && command -v dpkg >/dev/null ||
+    die "apt-get and dpkg are needed (or set AUTOBAHN_PYTHON2)"
+  suite="${AUTOBAHN_DEBIAN_SUITE:-bullseye}"
+  mirror="${AUTOBAHN_DEBIAN_MIRROR:-}"
+  if [ -z "$mirror" ]; then
+    # First ".../debian" URI of either the deb822 (*.sources) or the
+    # one-line (sources.list) format; the security archive is skipped.
+    mirror=$(cat /etc/apt/sources.list.d/*.sources /etc/apt/sources.list \
+               /etc/apt/sources.list.d/*.list 2>/dev/null |
+             awk '/^[[:space:]]*URIs:/ { for (i = 2; i <= NF; i++) print $i }
+                  /^[[:space:]]*deb[[:space:]]/ {
+                    for (i = 2; i <= NF; i++) if ($i ~ /:\/\//) { print $i; break } }' |
+             grep -E '/debian/?$' | head -n 1 || true)
+  fi
+  [ -n "$mirror" ] ||
+    die "found no Debian mirror in /etc/apt; set AUTOBAHN_DEBIAN_MIRROR"
+  keyring=/usr/share/keyrings/debian-archive-keyring.gpg
+  [ -r "$keyring" ] || die "$keyring is missing (package debian-archive-keyring)"
+
+  say "downloading Python 2.7 from Debian '$suite' packages"
+  apt_dir="$PREFIX/apt"
+  mkdir -p "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial" "$apt_dir/debs"
+  : >"$apt_dir/status"
+  echo "deb [signed-by=$keyring] $mirror $suite main" >"$apt_dir/sources.list"
+  apt_opts=(
+    -q
+    -o "Dir::Etc::SourceList=$apt_dir/sources.list"
+    -o "Dir::Etc::SourceParts=/dev/null"
+    -o "Dir::Etc::Preferences=/dev/null"
+    -o "Dir::Etc::PreferencesParts=/dev/null"
+    -o "Dir::State::Lists=$apt_dir/lists"
+    -o "Dir::State::status=$apt_dir/status"
+    -o "Dir::Cache=$apt_dir/cache"
+    -o "Debug::NoLocking=1"
+    -o "APT::Sandbox::User=$(id -un)"
+  )
+  apt-get "${apt_opts[@]}" update >&2
+  # The interpreter and stdlib, headers for building C extensions, the
+  # shared libraries bookworm lacks (OpenSSL 1.1, libffi7) and the pip wheel.
+  (cd "$apt_dir/debs" && apt-get "${apt_opts[@]}" download \
+     python2.7 python2.7-minimal libpython2.7 libpython2.7-minimal \
+     libpython2.7-stdlib python2.7-dev libpython2.7-dev \
+     libssl1.1 libffi7 python-pip-whl >&2)
+  for deb in "$apt_dir"/debs/*.deb; do dpkg -x "$deb" "$PREFIX/py2"; done
+
+  py2root="$PREFIX/py2"
+  libpython=$(ls "$py2root"/usr/lib/*/libpython2.7.so.1.0 | head -n 1)
+  [ -n "$libpython" ] || die "libpython2.7 not found after unpacking"
+  libdir=$(dirname "$libpython")
+  PYTHON2="$py2root/usr/bin/python2.7"
+  FROM_DEBIAN=1
+  PY2_ENV=("LD_LIBRARY_PATH=$libdir" "PYTHONHOME=$py2root/usr")
+  # Debian's pyconfig.h includes <TRIPLET/python2.7/pyconfig.h>.
+  PY2_CFLAGS="-I$py2root/usr/include/python2.7 -I$py2root/usr/include"
+  rm -rf "$apt_dir"   # lists and .debs are no longer needed
+fi
+
+py2() { env -u PYTHONPATH "${PY2_ENV[@]}" "$PYTHON2" "$@"; }
+py2 -c 'import ssl, zlib, ctypes, hashlib' ||
+  die "the Python 2.7 interpreter lacks ssl/zlib/ctypes/hashlib"
+
+# --- pip and the suite -----------------------------------------------------
+SITE="$PREFIX/site"
+SITE_PACKAGES="$SITE/lib/python2.7/site-packages"
+mkdir -p "$SITE_PACKAGES"
+pip_opts=(--disable-pip-version-check --no-python-version-warning
+          --no-warn-script-location --no-cache-dir -q --prefix "$SITE")
+
+say "installing pip for Python 2.7"
+if [ "$FROM_DEBIAN" = 1 ]; then
+  # Bootstrap from the Debian pip wheel and its unbundled dependencies.
+  wheels=$(printf '%s:' "$PREFIX"/py2/usr/share/python-wheels/*.whl)
+  env PYTHONPATH="$wheels" "${PY2_ENV[@]}" "$PYTHON2" -m pip install \
+    "${pip_opts[@]}" "pip==20.3.4" "setuptools==44.0.0" "wheel==0.37.1" >&2
+else
+  py2 -m pip --version >/dev/null 2>&1 ||
+    die "$PYTHON2 has no pip module"
+  py2 -m pip install "${pip_opts[@]}" --ignore-installed \
+    "pip==20.3.4" "setuptools==44.0.0" "wheel==0.37.1" >&2
+fi
+
+# Versions of the suite's unpinned transitive dependencies that are known to
+# work on Python 2.7 (the suite itself pins its direct dependencies).
+constraints="$PREFIX/constraints.txt"
+cat >"$constraints" <<'EOF'
+attrs==21.4.0
+Automat==22.10.0
+cffi==1.15.1
+constantly==15.1.0
+enum34==1.1.10
+hyperlink==21.0.0
+idna==2.10
+ipaddress==1.0.23
+linecache2==1.0.0
+pyasn1==0.5.1
+pyasn1-modules==0.3.0
+pycparser==2.21
+PyHamcrest==1.10.1
+traceback2==1.4.0
+typing==3.10.0.0
+ujson==2.0.3
+wsaccel==0.6.6
+EOF
+
+say "installing autobahntestsuite (this compiles a few C extensions)"
+env PYTHONPATH="$SITE_PACKAGES" CFLAGS="$PY2_CFLAGS" \
+  "${PY2_ENV[@]}" "$PYTHON2" -m pip install "${pip_opts[@]}" \
+  -c "$constraints" "autobahntestsuite==25.10.1" >&2
+
+# --- The launcher --------------------------------------------------------------
+# site.addsitedir (not PYTHONPATH) so that the .pth files of namespace
+# packages such as zope.interface are honoured.
+{
+  echo '#!/bin/sh'
+  echo "# wstest (Autobahn|Testsuite), written by autobahn/install.sh."
+  echo 'unset PYTHONPATH PYTHONHOME'
+  for kv in "${PY2_ENV[@]}"; do echo "export ${kv%%=*}='${kv#*=}'"; done
+  echo "exec '$PYTHON2' -c \"import site, sys; site.addsitedir('$SITE_PACKAGES'); sys.argv[0] = 'wstest'; from autobahntestsuite.wstest import run; run()\" \"\$@\""
+} >"$LAUNCHER.tmp"
+chmod +x "$LAUNCHER.tmp"
+mv "$LAUNCHER.tmp" "$LAUNCHER"
+"$LAUNCHER" --help >/dev/null || die "the installed wstest does not start"
+echo "$STAMP_VERSION" >"$STAMP"
+say "done in $(( $(date +%s) - start ))s"
+echo "$LAUNCHER"

@@ -1,0 +1,55 @@
+//! Echo server: echoes every text and binary message.
+//!
+//! `cargo run --release -p ws-tokio --example echo_server -- --addr 127.0.0.1:9001 --threads 1`
+
+use tokio::net::TcpListener;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut addr = "127.0.0.1:9001".to_string();
+    let mut threads = 0usize;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--addr" => addr = args.next().ok_or("--addr needs a value")?,
+            "--threads" => threads = args.next().ok_or("--threads needs a value")?.parse()?,
+            "-h" | "--help" => {
+                println!("usage: echo_server [--addr HOST:PORT] [--threads N]");
+                return Ok(());
+            }
+            other => return Err(format!("unknown argument {other}").into()),
+        }
+    }
+    let rt = if threads == 1 {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()?
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        if threads > 1 {
+            b.worker_threads(threads);
+        }
+        b.enable_all().build()?
+    };
+    rt.block_on(async move {
+        let listener = TcpListener::bind(&addr).await?;
+        eprintln!("echo_server listening on ws://{}", listener.local_addr()?);
+        loop {
+            let (tcp, _) = listener.accept().await?;
+            tokio::spawn(async move {
+                let _ = tcp.set_nodelay(true);
+                let Ok(mut ws) = ws_tokio::accept(tcp).await else { return };
+                while let Some(msg) = ws.recv().await {
+                    match msg {
+                        // `feed` queues; `recv` writes every answer to one
+                        // read with one write before it waits again.
+                        Ok(m) if m.is_data() => {
+                            if ws.feed(m).is_err() {
+                                break;
+                            }
+                        }
+                        Ok(_) => {}
+                        Err(_) => break,
+                    }
+                }
+            });
+        }
+    })
+}
