@@ -151,6 +151,18 @@ enum Timer {
 }
 const TIMERS: usize = 1;
 
+/// An action waiting for the event queue to drain.
+#[derive(Debug, Clone)]
+enum Deferred {
+    Close(Option<CloseFrame>),
+    Fail(ProtocolError),
+}
+
+/// Pongs are queued one per ping until this many bytes wait to be sent;
+/// beyond it only the latest ping is answered (RFC 6455 §5.5.3), so a ping
+/// flood from a peer that does not read cannot grow the queue.
+const PONG_QUEUE_LIMIT: usize = 64 * 1024;
+
 /// Where the transport close stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Shutdown {
@@ -240,6 +252,10 @@ pub struct Connection {
     remote_initiated: bool,
     failure: Option<ProtocolError>,
     timed_out: bool,
+    /// A close frame or failure that arrived behind undelivered messages:
+    /// it takes effect once the application has drained them, so that it
+    /// can still answer them (and nothing it was given is cut off).
+    deferred: Option<(Instant, Deferred)>,
 
     events: VecDeque<Event>,
     timers: [Option<Instant>; TIMERS],
@@ -285,6 +301,7 @@ impl Connection {
             remote_initiated: false,
             failure: None,
             timed_out: false,
+            deferred: None,
             events: VecDeque::new(),
             timers: [None; TIMERS],
         }
@@ -357,8 +374,15 @@ impl Connection {
     /// failed). Ends the connection; the close is clean only if the close
     /// handshake had finished.
     pub fn handle_eof(&mut self, now: Instant) {
-        let _ = now;
         self.reading = false;
+        if let Some((_, d)) = self.deferred.take() {
+            match d {
+                Deferred::Close(frame) => {
+                    self.on_close_frame(now, frame);
+                }
+                Deferred::Fail(e) => self.fail(now, e),
+            }
+        }
         self.finish();
     }
 
@@ -511,6 +535,16 @@ impl Connection {
     /// The next event, if any.
     #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {
+        // Apply a deferred close or failure only once the application came
+        // back after taking the last message, so its answers go out first.
+        if self.events.is_empty() {
+            if let Some((now, d)) = self.deferred.take() {
+                match d {
+                    Deferred::Close(frame) => self.on_close_frame(now, frame),
+                    Deferred::Fail(e) => self.fail(now, e),
+                }
+            }
+        }
         self.events.pop_front()
     }
 
@@ -689,7 +723,12 @@ impl Connection {
                 let payload = Bytes::copy_from_slice(&self.ctrl_buf);
                 // RFC 6455 §5.5.3: answering only the latest ping is allowed.
                 if self.config.auto_pong && self.sent_close.is_none() {
-                    self.pending_pong = Some(payload.clone());
+                    if self.out.len() < PONG_QUEUE_LIMIT {
+                        self.flush_pong();
+                        self.queue_frame(OpCode::Pong, true, payload.clone());
+                    } else {
+                        self.pending_pong = Some(payload.clone());
+                    }
                 }
                 self.events.push_back(Event::Ping(payload));
             }
@@ -700,6 +739,10 @@ impl Connection {
             OpCode::Close => {
                 let payload = std::mem::take(&mut self.ctrl_buf);
                 match parse_close_payload(&payload) {
+                    Ok(frame) if self.has_data_events() => {
+                        self.reading = false;
+                        self.deferred = Some((now, Deferred::Close(frame)));
+                    }
                     Ok(frame) => self.on_close_frame(now, frame),
                     Err(e) => self.fail(now, e),
                 }
@@ -745,6 +788,13 @@ impl Connection {
         if self.failure.is_some() || self.state == State::Closed {
             return;
         }
+        if self.has_data_events() && self.deferred.is_none() {
+            // Let the application see (and answer) what came before.
+            self.reading = false;
+            self.frame = None;
+            self.deferred = Some((now, Deferred::Fail(e)));
+            return;
+        }
         self.failure = Some(e);
         self.reading = false;
         self.frame = None;
@@ -760,6 +810,10 @@ impl Connection {
             self.state = State::LocalClosing;
         }
         self.close_transport(now);
+    }
+
+    fn has_data_events(&self) -> bool {
+        self.events.iter().any(|e| matches!(e, Event::Text(_) | Event::Binary(_)))
     }
 
     /// Emits the terminal event (once): called when the transport ended or

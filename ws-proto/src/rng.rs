@@ -21,7 +21,9 @@ impl Rng {
 
     /// A fresh 4-byte mask key.
     pub fn mask_key(&mut self) -> [u8; 4] {
-        self.0.next_u32().to_ne_bytes()
+        // Little-endian, so that a fixed seed gives the same bytes on every
+        // platform.
+        self.0.next_u32().to_le_bytes()
     }
 
     /// Fills `dst` with random bytes.
