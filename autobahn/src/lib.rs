@@ -1,4 +1,7 @@
-//! Shared argument handling for the Autobahn testee binaries.
+//! Shared argument handling for the Autobahn testee binaries, and one
+//! testee module per adapter.
+
+pub mod tokio_impl;
 
 /// Parsed command-line flags.
 #[derive(Debug, Clone)]
@@ -36,7 +39,10 @@ pub fn parse_args() -> Result<Args, String> {
         }
     }
     if !ADAPTERS.contains(&a.adapter.as_str()) {
-        return Err(format!("unknown adapter {:?}; known: {ADAPTERS:?}", a.adapter));
+        return Err(format!(
+            "unknown adapter {:?}; known: {ADAPTERS:?}",
+            a.adapter
+        ));
     }
     Ok(a)
 }
