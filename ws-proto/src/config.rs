@@ -1,5 +1,6 @@
 //! Connection limits and timeouts, with safe defaults, in one place.
 
+use crate::deflate::DeflateConfig;
 use std::time::Duration;
 
 /// Limits and timeouts shared by the handshake and the connection.
@@ -17,6 +18,7 @@ use std::time::Duration;
 /// | `handshake_timeout` | 10 s | handshake error; the server drops the connection |
 /// | `close_timeout` | 10 s | the transport is shut without waiting longer |
 /// | `auto_pong` | on | pings are answered automatically (and still reported) |
+/// | `deflate` | off | permessage-deflate (RFC 7692) offered (client) or accepted (server) |
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Config {
@@ -37,6 +39,11 @@ pub struct Config {
     pub close_timeout: Duration,
     /// Answer pings with pongs automatically (RFC 6455 §5.5.2).
     pub auto_pong: bool,
+    /// permessage-deflate (RFC 7692): `None` (the default) neither offers
+    /// nor accepts it; `Some` makes a client offer it and a server accept
+    /// an offer, with these settings. `max_message_size` limits the
+    /// inflated size of compressed messages.
+    pub deflate: Option<DeflateConfig>,
 }
 
 impl Default for Config {
@@ -50,6 +57,7 @@ impl Default for Config {
             handshake_timeout: Some(Duration::from_secs(10)),
             close_timeout: Duration::from_secs(10),
             auto_pong: true,
+            deflate: None,
         }
     }
 }
@@ -93,6 +101,11 @@ impl Config {
     /// Sets [`Config::auto_pong`].
     pub fn auto_pong(mut self, v: bool) -> Self {
         self.auto_pong = v;
+        self
+    }
+    /// Sets [`Config::deflate`].
+    pub fn deflate(mut self, v: Option<DeflateConfig>) -> Self {
+        self.deflate = v;
         self
     }
 }

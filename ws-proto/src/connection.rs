@@ -2,6 +2,7 @@
 
 use crate::close::{CloseCode, CloseFrame};
 use crate::config::Config;
+use crate::deflate::{Deflate, DeflateParams, InflateError};
 use crate::error::{parse_close_payload, ProtocolError, UsageError};
 use crate::frame::{FrameHeader, OpCode, MAX_HEADER_LEN};
 use crate::mask::apply_mask;
@@ -158,6 +159,9 @@ enum Deferred {
     Fail(ProtocolError),
 }
 
+/// RSV1 in [`FrameHeader::rsv`]: "Per-Message Compressed" (RFC 7692 §6).
+const RSV1: u8 = 0b100;
+
 /// Pongs are queued one per ping until this many bytes wait to be sent;
 /// beyond it only the latest ping is answered (RFC 6455 §5.5.3), so a ping
 /// flood from a peer that does not read cannot grow the queue.
@@ -213,8 +217,11 @@ struct InFrame {
 /// 3. Drain [`poll_event`](Self::poll_event) and hand events to the user.
 ///    After [`Event::Closed`], drain `poll_transmit` one last time and drop
 ///    the transport.
-/// 4. Wait for transport readiness or the deadline from `poll_timeout`,
-///    whichever comes first.
+/// 4. Handling events can queue bytes (the application's answers, or a
+///    close frame that arrived behind the messages just taken and takes
+///    effect once they are): while [`wants_transmit`](Self::wants_transmit),
+///    go back to step 2. Then wait for transport readiness or the deadline
+///    from `poll_timeout`, whichever comes first.
 ///
 /// The connection never blocks, allocates in proportion to what the peer
 /// actually sent (bounded by [`Config`]), and never panics on peer input.
@@ -234,6 +241,9 @@ pub struct Connection {
     msg_buf: BytesMut,
     msg_frames: usize,
     msg_utf8: Utf8Stream,
+    /// Whether the message being received is compressed (RSV1 on its
+    /// first frame, RFC 7692 §6).
+    msg_compressed: bool,
     ctrl_buf: Vec<u8>,
     /// False once input must be ignored (after a close frame or a failure).
     reading: bool,
@@ -245,6 +255,11 @@ pub struct Connection {
     /// Kind of the fragmented message being sent, if any.
     sending: Option<DataKind>,
     send_utf8: Utf8Stream,
+    /// Whether the fragmented message being sent is compressed.
+    send_compressed: bool,
+
+    /// permessage-deflate, when negotiated.
+    deflate: Option<Box<Deflate>>,
 
     // Closing.
     sent_close: Option<CloseFrame>,
@@ -289,6 +304,7 @@ impl Connection {
             msg_buf: BytesMut::new(),
             msg_frames: 0,
             msg_utf8: Utf8Stream::default(),
+            msg_compressed: false,
             ctrl_buf: Vec::new(),
             reading: true,
             out: OutQueue::default(),
@@ -296,6 +312,8 @@ impl Connection {
             shutdown: Shutdown::No,
             sending: None,
             send_utf8: Utf8Stream::default(),
+            send_compressed: false,
+            deflate: None,
             sent_close: None,
             received_close: None,
             remote_initiated: false,
@@ -305,6 +323,18 @@ impl Connection {
             events: VecDeque::new(),
             timers: [None; TIMERS],
         }
+    }
+
+    /// Turns on permessage-deflate with parameters negotiated elsewhere
+    /// (see [`DeflateConfig::accept_offers`](crate::DeflateConfig::accept_offers)
+    /// and [`DeflateConfig::check_response`](crate::DeflateConfig::check_response));
+    /// the level and threshold come from [`Config::deflate`] (or its
+    /// defaults). The handshake objects call this for you. Call it before
+    /// any input or command.
+    pub fn with_deflate(mut self, params: DeflateParams) -> Self {
+        let cfg = self.config.deflate.clone().unwrap_or_default();
+        self.deflate = Some(Box::new(Deflate::new(params, &cfg)));
+        self
     }
 
     // ----- getters -----
@@ -324,6 +354,11 @@ impl Connection {
         &self.config
     }
 
+    /// The negotiated permessage-deflate parameters, if it is in use.
+    pub fn deflate(&self) -> Option<&DeflateParams> {
+        self.deflate.as_ref().map(|d| &d.params)
+    }
+
     /// Whether the terminal event was emitted.
     pub fn is_closed(&self) -> bool {
         self.state == State::Closed
@@ -337,7 +372,9 @@ impl Connection {
     /// Bytes queued for sending and not yet handed out by `poll_transmit`
     /// (like `bufferedAmount` in browsers and `ws`).
     pub fn buffered_amount(&self) -> usize {
-        self.out.len() + self.pending_pong.as_ref().map_or(0, |p| p.len() + 2)
+        // An owed pong: 2 header bytes, plus the mask key from a client.
+        let mask = if self.rng.is_some() { 4 } else { 0 };
+        self.out.len() + self.pending_pong.as_ref().map_or(0, |p| p.len() + 2 + mask)
     }
 
     /// Whether `poll_transmit` has something to hand out.
@@ -407,28 +444,74 @@ impl Connection {
 
     // ----- commands -----
 
-    /// Queues a text message.
+    /// Queues a text message. With permessage-deflate negotiated, it is
+    /// compressed when at least [`DeflateConfig::threshold`](crate::DeflateConfig::threshold)
+    /// bytes long.
     pub fn send_text(&mut self, text: impl Into<Utf8Bytes>) -> Result<(), UsageError> {
         self.check_whole_message()?;
-        self.queue_frame(OpCode::Text, true, text.into().into_bytes());
+        self.queue_message(OpCode::Text, text.into().into_bytes(), true);
         Ok(())
     }
 
-    /// Queues a binary message.
+    /// Queues a binary message; compressed like [`send_text`](Self::send_text).
     pub fn send_binary(&mut self, data: impl Into<Bytes>) -> Result<(), UsageError> {
         self.check_whole_message()?;
-        self.queue_frame(OpCode::Binary, true, data.into());
+        self.queue_message(OpCode::Binary, data.into(), true);
+        Ok(())
+    }
+
+    /// Queues a message of either kind; `compress: false` sends it
+    /// uncompressed even when permessage-deflate is negotiated (for data
+    /// that is already compressed), `true` behaves like `send_text` /
+    /// `send_binary`. Text must be UTF-8.
+    pub fn send_message(
+        &mut self,
+        kind: DataKind,
+        data: impl Into<Bytes>,
+        compress: bool,
+    ) -> Result<(), UsageError> {
+        self.check_whole_message()?;
+        let data = data.into();
+        let opcode = match kind {
+            DataKind::Text => {
+                if simdutf8::basic::from_utf8(&data).is_err() {
+                    return Err(UsageError::InvalidUtf8);
+                }
+                OpCode::Text
+            }
+            DataKind::Binary => OpCode::Binary,
+        };
+        self.queue_message(opcode, data, compress);
         Ok(())
     }
 
     /// Queues one fragment of a message, for streaming: the first fragment
     /// picks the kind, `fin` ends the message. Text fragments may split a
     /// character across fragments; the whole message must be UTF-8.
+    ///
+    /// With permessage-deflate negotiated, the first fragment decides: if
+    /// it is at least [`DeflateConfig::threshold`](crate::DeflateConfig::threshold)
+    /// bytes, the whole message is compressed as one DEFLATE stream, each
+    /// fragment flushed so that it can be decoded as soon as it arrives
+    /// (RFC 7692 §7.2.1); otherwise the whole message goes uncompressed.
     pub fn send_fragment(
         &mut self,
         kind: DataKind,
         data: impl Into<Bytes>,
         fin: bool,
+    ) -> Result<(), UsageError> {
+        self.send_fragment_with(kind, data, fin, true)
+    }
+
+    /// [`send_fragment`](Self::send_fragment) with a per-message opt-out:
+    /// `compress: false` on the first fragment sends the whole message
+    /// uncompressed (later fragments follow the first one's choice).
+    pub fn send_fragment_with(
+        &mut self,
+        kind: DataKind,
+        data: impl Into<Bytes>,
+        fin: bool,
+        compress: bool,
     ) -> Result<(), UsageError> {
         if self.state != State::Open {
             return Err(UsageError::Closed);
@@ -449,7 +532,23 @@ impl Connection {
             }
             self.send_utf8 = v;
         }
-        self.queue_frame(opcode, fin, data);
+        let first = self.sending.is_none();
+        if first {
+            self.send_compressed = compress
+                && self
+                    .deflate
+                    .as_ref()
+                    .is_some_and(|d| data.len() >= d.threshold);
+        }
+        match self.deflate.as_mut() {
+            Some(d) if self.send_compressed => {
+                // RFC 7692 §6.1: RSV1 on the first frame only.
+                let rsv = if first { RSV1 } else { 0 };
+                let z = d.compress(&data, fin);
+                self.queue_frame_rsv(opcode, fin, rsv, z);
+            }
+            _ => self.queue_frame(opcode, fin, data),
+        }
         if fin {
             self.sending = None;
             self.send_utf8.reset();
@@ -473,10 +572,12 @@ impl Connection {
     /// frame without a body (and then `reason` must be empty). The reason
     /// is at most 123 bytes. Closing again while closing is a no-op.
     pub fn close(&mut self, now: Instant, code: CloseCode, reason: &str) -> Result<(), UsageError> {
-        if code != CloseCode::NO_STATUS && !code.is_valid_on_wire() {
+        // 1005 stands for "no body", so it cannot carry a reason.
+        let no_status = code == CloseCode::NO_STATUS;
+        if (!no_status && !code.is_valid_on_wire()) || (no_status && !reason.is_empty()) {
             return Err(UsageError::InvalidCloseCode(code.0));
         }
-        if reason.len() > 123 || (code == CloseCode::NO_STATUS && !reason.is_empty()) {
+        if reason.len() > 123 {
             return Err(UsageError::ControlPayloadTooLong);
         }
         if self.state != State::Open {
@@ -600,8 +701,14 @@ impl Connection {
     }
 
     fn begin_frame(&mut self, now: Instant, h: FrameHeader) -> Result<(), ProtocolError> {
-        // RFC 6455 §5.2: RSV bits must be 0 unless an extension defines them.
-        if h.rsv != 0 {
+        // RFC 6455 §5.2: RSV bits must be 0 unless an extension defines
+        // them. RFC 7692 §6: permessage-deflate defines RSV1 ("compressed"),
+        // on the first frame of a data message only.
+        let rsv1 = h.rsv & RSV1 != 0;
+        if h.rsv & !RSV1 != 0
+            || (rsv1
+                && (self.deflate.is_none() || !matches!(h.opcode, OpCode::Text | OpCode::Binary)))
+        {
             return Err(ProtocolError::ReservedBits);
         }
         // RFC 6455 §5.1: clients mask, servers do not.
@@ -628,6 +735,7 @@ impl Connection {
                 });
                 self.msg_frames = 0;
                 self.msg_utf8.reset();
+                self.msg_compressed = rsv1;
                 self.check_data_frame(&h)?;
             }
             OpCode::Close | OpCode::Ping | OpCode::Pong => {
@@ -657,6 +765,10 @@ impl Connection {
         if h.len > self.config.max_frame_size as u64 {
             return Err(ProtocolError::FrameTooLarge);
         }
+        if self.msg_compressed {
+            // The limit applies to the inflated bytes, while inflating.
+            return Ok(());
+        }
         if self.msg_buf.len() as u64 + h.len > self.config.max_message_size as u64 {
             return Err(ProtocolError::MessageTooLarge);
         }
@@ -675,6 +787,23 @@ impl Connection {
             self.ctrl_buf.extend_from_slice(chunk);
             if let Some(key) = f.mask {
                 apply_mask(&mut self.ctrl_buf[start..], key, f.seen);
+            }
+        } else if self.msg_compressed {
+            // RFC 7692 §7.2.2: inflated as it arrives, straight into the
+            // message buffer.
+            let start = self.msg_buf.len();
+            let res = match self.deflate.as_mut() {
+                Some(d) => d.inflate(
+                    chunk,
+                    f.mask,
+                    f.seen,
+                    &mut self.msg_buf,
+                    self.config.max_message_size,
+                ),
+                None => Ok(()),
+            };
+            if !self.check_inflated(now, start, res) {
+                return;
             }
         } else {
             // One copy from the transport's buffer, unmasked in place.
@@ -704,6 +833,19 @@ impl Connection {
             OpCode::Text | OpCode::Binary | OpCode::Continuation => {
                 if !f.fin {
                     return;
+                }
+                if self.msg_compressed {
+                    self.msg_compressed = false;
+                    let start = self.msg_buf.len();
+                    let res = match self.deflate.as_mut() {
+                        Some(d) => {
+                            d.finish_inflate(&mut self.msg_buf, self.config.max_message_size)
+                        }
+                        None => Ok(()),
+                    };
+                    if !self.check_inflated(now, start, res) {
+                        return;
+                    }
                 }
                 let kind = self.msg.take();
                 let payload = self.msg_buf.split().freeze();
@@ -750,6 +892,35 @@ impl Connection {
         }
     }
 
+    /// After inflating into `msg_buf[start..]`: fails the connection on a
+    /// bad stream, an oversized message or invalid UTF-8; `false` then.
+    fn check_inflated(
+        &mut self,
+        now: Instant,
+        start: usize,
+        res: Result<(), InflateError>,
+    ) -> bool {
+        let err = match res {
+            Err(InflateError::TooLarge) => Some(ProtocolError::MessageTooLarge),
+            Err(InflateError::Corrupt) => Some(ProtocolError::InvalidCompressedData),
+            // Fail fast: invalid UTF-8 is reported as soon as it inflates.
+            Ok(())
+                if self.msg == Some(DataKind::Text)
+                    && !self.msg_utf8.feed(&self.msg_buf[start..]) =>
+            {
+                Some(ProtocolError::InvalidUtf8)
+            }
+            Ok(()) => None,
+        };
+        match err {
+            Some(e) => {
+                self.fail(now, e);
+                false
+            }
+            None => true,
+        }
+    }
+
     fn on_close_frame(&mut self, now: Instant, frame: Option<CloseFrame>) {
         let frame = frame.unwrap_or(CloseFrame::new(CloseCode::NO_STATUS, ""));
         // RFC 6455 §5.5.1: nothing may follow a close frame.
@@ -788,7 +959,10 @@ impl Connection {
         if self.failure.is_some() || self.state == State::Closed {
             return;
         }
-        if self.has_data_events() && self.deferred.is_none() {
+        // Defer only while reading input: a deferred failure applied later
+        // (by `poll_event` or `handle_eof`) must take effect, not be
+        // deferred again behind the same messages.
+        if self.reading && self.has_data_events() && self.deferred.is_none() {
             // Let the application see (and answer) what came before.
             self.reading = false;
             self.frame = None;
@@ -813,7 +987,9 @@ impl Connection {
     }
 
     fn has_data_events(&self) -> bool {
-        self.events.iter().any(|e| matches!(e, Event::Text(_) | Event::Binary(_)))
+        self.events
+            .iter()
+            .any(|e| matches!(e, Event::Text(_) | Event::Binary(_)))
     }
 
     /// Emits the terminal event (once): called when the transport ended or
@@ -886,11 +1062,27 @@ impl Connection {
         }
     }
 
+    /// Queues a whole data message, compressed when permessage-deflate is
+    /// negotiated, `compress` allows it and it reaches the threshold.
+    fn queue_message(&mut self, opcode: OpCode, payload: Bytes, compress: bool) {
+        match self.deflate.as_mut() {
+            Some(d) if compress && payload.len() >= d.threshold => {
+                let z = d.compress(&payload, true);
+                self.queue_frame_rsv(opcode, true, RSV1, z);
+            }
+            _ => self.queue_frame(opcode, true, payload),
+        }
+    }
+
     fn queue_frame(&mut self, opcode: OpCode, fin: bool, payload: Bytes) {
+        self.queue_frame_rsv(opcode, fin, 0, payload)
+    }
+
+    fn queue_frame_rsv(&mut self, opcode: OpCode, fin: bool, rsv: u8, payload: Bytes) {
         let mask = self.rng.as_mut().map(Rng::mask_key);
         let h = FrameHeader {
             fin,
-            rsv: 0,
+            rsv,
             opcode,
             mask,
             len: payload.len() as u64,

@@ -70,10 +70,11 @@ impl Reject {
 }
 
 impl ServerHandshake {
-    /// Applies a decision: `Ok(Some(connection))` when accepted (the 101
+    /// Applies a decision: `Ok(Ok(connection))` when accepted (the 101
     /// response is the first thing its `poll_transmit` hands out),
-    /// `Ok(None)` when rejected (write out this handshake's
-    /// `poll_transmit`, then close).
+    /// `Ok(Err(handshake))` when rejected (write out this handshake's
+    /// `poll_transmit`, then close). `Err` is a usage error of
+    /// [`ServerHandshake::accept`] (e.g. a subprotocol that was not offered).
     pub fn decide(
         mut self,
         now: Instant,

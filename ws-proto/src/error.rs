@@ -11,7 +11,9 @@ use std::sync::Arc;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ProtocolError {
-    /// A reserved bit (RSV1–3) was set without an extension that defines it.
+    /// A reserved bit (RSV1–3) was set without an extension that defines
+    /// it: RSV1 means "compressed" only with permessage-deflate negotiated,
+    /// and only on the first frame of a data message (RFC 7692 §6).
     ReservedBits,
     /// A reserved opcode (3–7, 0xB–0xF).
     ReservedOpcode(u8),
@@ -43,6 +45,9 @@ pub enum ProtocolError {
     TooManyFragments,
     /// Data after the peer's close frame.
     DataAfterClose,
+    /// A compressed message that is not a valid DEFLATE stream (RFC 7692
+    /// §7.2.2).
+    InvalidCompressedData,
 }
 
 impl ProtocolError {
@@ -51,7 +56,7 @@ impl ProtocolError {
     pub fn close_code(self) -> CloseCode {
         use ProtocolError::*;
         match self {
-            InvalidUtf8 => CloseCode::INVALID_PAYLOAD,
+            InvalidUtf8 | InvalidCompressedData => CloseCode::INVALID_PAYLOAD,
             FrameTooLarge | MessageTooLarge | TooManyFragments => CloseCode::MESSAGE_TOO_BIG,
             _ => CloseCode::PROTOCOL_ERROR,
         }
@@ -80,6 +85,7 @@ impl fmt::Display for ProtocolError {
             MessageTooLarge => f.write_str("message exceeds the size limit"),
             TooManyFragments => f.write_str("message exceeds the fragment limit"),
             DataAfterClose => f.write_str("data after the close frame"),
+            InvalidCompressedData => f.write_str("invalid compressed data"),
         }
     }
 }

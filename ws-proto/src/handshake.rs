@@ -2,6 +2,7 @@
 
 use crate::config::Config;
 use crate::connection::{Connection, Role, Transmit};
+use crate::deflate::DeflateParams;
 use crate::error::{HandshakeError, UsageError};
 use crate::rng::Rng;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -134,6 +135,8 @@ pub struct ClientHandshake {
     sent: bool,
     expected_accept: String,
     offered_protocols: Vec<String>,
+    /// permessage-deflate as the server accepted it.
+    deflate: Option<DeflateParams>,
     buf: Vec<u8>,
     scan: usize,
     head_end: Option<usize>,
@@ -150,6 +153,10 @@ impl ClientHandshake {
     /// unless present. With `Sec-WebSocket-Version: 8`, `Origin` is sent as
     /// `Sec-WebSocket-Origin` (HyBi drafts 07–12). `seed` seeds the CSPRNG
     /// for the key and later the mask keys.
+    ///
+    /// With [`Config::deflate`] set, the handshake writes the
+    /// `Sec-WebSocket-Extensions` offer itself (any such header in
+    /// `request` is dropped) and checks the server's answer.
     pub fn new(
         now: Instant,
         request: http::Request<()>,
@@ -218,6 +225,13 @@ impl ClientHandshake {
         if !headers.contains_key(header::SEC_WEBSOCKET_VERSION) {
             out.extend_from_slice(b"Sec-WebSocket-Version: 13\r\n");
         }
+        if let Some(d) = &config.deflate {
+            // RFC 7692 §5: the offer.
+            headers.remove(header::SEC_WEBSOCKET_EXTENSIONS);
+            out.extend_from_slice(b"Sec-WebSocket-Extensions: ");
+            out.extend_from_slice(d.client_offer().as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
         write_headers(&mut out, &headers);
         out.extend_from_slice(b"\r\n");
         Ok(ClientHandshake {
@@ -228,6 +242,7 @@ impl ClientHandshake {
             request: out,
             sent: false,
             offered_protocols,
+            deflate: None,
             buf: Vec::new(),
             scan: 0,
             head_end: None,
@@ -312,11 +327,19 @@ impl ClientHandshake {
                 ))
             }
         }
-        if headers.contains_key(header::SEC_WEBSOCKET_EXTENSIONS) {
-            return Err(HandshakeError::BadResponse(
-                "extension that was not offered".into(),
-            ));
-        }
+        // RFC 6455 §4.1, RFC 7692 §5: only extensions that were offered,
+        // with parameters within the offer.
+        self.deflate = match &self.config.deflate {
+            Some(d) => d
+                .check_response(&headers)
+                .map_err(HandshakeError::BadResponse)?,
+            None if headers.contains_key(header::SEC_WEBSOCKET_EXTENSIONS) => {
+                return Err(HandshakeError::BadResponse(
+                    "extension that was not offered".into(),
+                ))
+            }
+            None => None,
+        };
         let chosen = tokens(&headers, header::SEC_WEBSOCKET_PROTOCOL);
         if chosen.len() > 1 || chosen.iter().any(|p| !self.offered_protocols.contains(p)) {
             return Err(HandshakeError::BadResponse(
@@ -355,6 +378,9 @@ impl ClientHandshake {
             return Err(UsageError::HandshakeIncomplete);
         };
         let mut conn = Connection::new(Role::Client, self.config, Some(self.rng));
+        if let Some(p) = self.deflate {
+            conn = conn.with_deflate(p);
+        }
         conn.handle_input(now, &self.buf[end..]);
         Ok((response, conn))
     }
@@ -378,6 +404,8 @@ pub struct ServerHandshake {
     head_end: usize,
     key: Option<String>,
     offered_protocols: Vec<String>,
+    /// The permessage-deflate answer and parameters, when negotiated.
+    deflate: Option<(String, DeflateParams)>,
     out: Vec<u8>,
     done: bool,
     deadline: Option<Instant>,
@@ -394,6 +422,7 @@ impl ServerHandshake {
             head_end: 0,
             key: None,
             offered_protocols: Vec::new(),
+            deflate: None,
             out: Vec::new(),
             done: false,
         }
@@ -483,6 +512,12 @@ impl ServerHandshake {
         }
         self.key = Some(key.to_str().map_err(|_| bad("bad key"))?.to_string());
         self.offered_protocols = tokens(&headers, header::SEC_WEBSOCKET_PROTOCOL);
+        // RFC 7692 §5: pick the first offer we can honour, if any.
+        self.deflate = self
+            .config
+            .deflate
+            .as_ref()
+            .and_then(|d| d.accept_offers(&headers));
         let path = req.path.unwrap_or("/");
         let mut request = http::Request::builder()
             .method(http::Method::GET)
@@ -514,6 +549,12 @@ impl ServerHandshake {
     /// The subprotocols the client offered, in its order of preference.
     pub fn offered_protocols(&self) -> &[String] {
         &self.offered_protocols
+    }
+
+    /// The permessage-deflate parameters `accept` will use: `Some` when
+    /// [`Config::deflate`] is set and the client made an acceptable offer.
+    pub fn deflate(&self) -> Option<&DeflateParams> {
+        self.deflate.as_ref().map(|(_, p)| p)
     }
 
     /// The response bytes of a refusal or rejection, once; then
@@ -555,6 +596,11 @@ impl ServerHandshake {
     /// Accepts the request: queues the 101 response (with the chosen
     /// subprotocol, if any, and extra headers) in the returned connection's
     /// output, and feeds it the bytes that followed the request.
+    ///
+    /// When permessage-deflate was negotiated (see
+    /// [`deflate`](Self::deflate)), the response carries its
+    /// `Sec-WebSocket-Extensions` header and a `Sec-WebSocket-Extensions`
+    /// in `headers` is dropped.
     pub fn accept(
         self,
         now: Instant,
@@ -578,9 +624,22 @@ impl ServerHandshake {
             out.extend_from_slice(p.as_bytes());
             out.extend_from_slice(b"\r\n");
         }
-        write_headers(&mut out, headers);
+        match &self.deflate {
+            Some((answer, _)) => {
+                out.extend_from_slice(b"Sec-WebSocket-Extensions: ");
+                out.extend_from_slice(answer.as_bytes());
+                out.extend_from_slice(b"\r\n");
+                let mut headers = headers.clone();
+                headers.remove(header::SEC_WEBSOCKET_EXTENSIONS);
+                write_headers(&mut out, &headers);
+            }
+            None => write_headers(&mut out, headers),
+        }
         out.extend_from_slice(b"\r\n");
         let mut conn = Connection::new(Role::Server, self.config, None);
+        if let Some((_, p)) = self.deflate {
+            conn = conn.with_deflate(p);
+        }
         conn.queue_raw(&out);
         conn.handle_input(now, &self.buf[self.head_end..]);
         Ok(conn)

@@ -33,8 +33,11 @@
 //! 1. After every input or command, drain `poll_transmit` and write every
 //!    byte before the next call; shut the write half on
 //!    [`Transmit::Shutdown`].
-//! 2. Drain `poll_event`; after [`Event::Closed`] drain `poll_transmit` one
-//!    last time and drop the transport.
+//! 2. Drain `poll_event`; handling events can queue bytes (the
+//!    application's answers, or a close that waited behind the messages
+//!    just taken), so drain `poll_transmit` again before waiting
+//!    ([`Connection::wants_transmit`]). After [`Event::Closed`] drain
+//!    `poll_transmit` one last time and drop the transport.
 //! 3. Sleep until `poll_timeout()` (re-read it after every call) and call
 //!    `handle_timeout` when it passes.
 //! 4. Call `handle_eof` when a read returns 0 bytes or the transport fails.
@@ -65,21 +68,29 @@
 //! let (_response, mut conn) = hs.into_connection(Instant::now())?;
 //! conn.send_text("hello")?;
 //! loop {
-//!     out.clear();
-//!     while let Some(t) = conn.poll_transmit(&mut out) {
-//!         if t == Transmit::Shutdown { sock.shutdown(std::net::Shutdown::Write)?; }
-//!     }
-//!     sock.write_all(&out)?;
+//!     // Events first: handling them can queue bytes (answers, a close).
 //!     while let Some(ev) = conn.poll_event() {
 //!         match ev {
 //!             Event::Text(t) => {
 //!                 println!("got {t}");
 //!                 conn.close(Instant::now(), ws_proto::CloseCode::NORMAL, "bye")?;
 //!             }
-//!             Event::Closed(info) => { println!("{info}"); return Ok(()); }
+//!             Event::Closed(info) => println!("{info}"),
 //!             _ => {}
 //!         }
 //!     }
+//!     // Then write everything queued before waiting: the bytes handed out
+//!     // before a `Shutdown` go out before the write half is shut.
+//!     out.clear();
+//!     while let Some(t) = conn.poll_transmit(&mut out) {
+//!         if t == Transmit::Shutdown {
+//!             sock.write_all(&out)?;
+//!             out.clear();
+//!             sock.shutdown(std::net::Shutdown::Write)?;
+//!         }
+//!     }
+//!     sock.write_all(&out)?;
+//!     if conn.is_closed() { return Ok(()); }
 //!     // A real loop also waits for conn.poll_timeout() (e.g. with a read timeout).
 //!     let n = sock.read(&mut buf)?;
 //!     if n == 0 { conn.handle_eof(Instant::now()); } else { conn.handle_input(Instant::now(), &buf[..n]); }
@@ -91,9 +102,10 @@
 mod close;
 mod config;
 mod connection;
+mod decide;
+mod deflate;
 mod error;
 mod frame;
-mod decide;
 mod handshake;
 mod mask;
 mod message;
@@ -105,9 +117,10 @@ pub use bytes::Bytes;
 pub use close::{CloseCode, CloseFrame};
 pub use config::Config;
 pub use connection::{CloseInfo, Connection, DataKind, Ending, Event, Role, State, Transmit};
+pub use decide::{Accept, Reject};
+pub use deflate::{DeflateConfig, DeflateParams};
 pub use error::{Error, HandshakeError, IoError, ProtocolError, UsageError};
 pub use frame::{FrameHeader, OpCode, MAX_HEADER_LEN};
-pub use decide::{Accept, Reject};
 pub use handshake::{accept_key, ClientHandshake, ServerHandshake, SUPPORTED_VERSIONS};
 pub use http;
 pub use mask::apply_mask;

@@ -106,7 +106,10 @@ fn rfc6455_1_3_server_answer() {
     let (out, shut) = drain_transmit(&mut conn);
     assert!(!shut);
     let text = String::from_utf8(out.clone()).unwrap();
-    assert!(text.starts_with("HTTP/1.1 101 Switching Protocols\r\n"), "{text}");
+    assert!(
+        text.starts_with("HTTP/1.1 101 Switching Protocols\r\n"),
+        "{text}"
+    );
     assert!(text.contains(&format!("Sec-WebSocket-Accept: {RFC_ACCEPT}\r\n")));
     assert!(text.contains("Sec-WebSocket-Protocol: chat\r\n"));
     assert!(text.ends_with("\r\n\r\n"));
@@ -131,7 +134,10 @@ fn rfc6455_1_3_literal_response() {
 
     // A wrong accept value is refused.
     let mut hs = rfc_client();
-    let bad = resp.replace("s3pPLMBiTxaQ9kYGzzhZRbK+xOo=", "s3pPLMBiTxaQ9kYGzzhZRbK+xOp=");
+    let bad = resp.replace(
+        "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=",
+        "s3pPLMBiTxaQ9kYGzzhZRbK+xOp=",
+    );
     assert!(matches!(
         hs.handle_input(bad.as_bytes()),
         Err(ws_proto::HandshakeError::BadResponse(_))
@@ -158,7 +164,10 @@ fn rfc6455_5_7_single_frame_masked_text() {
     assert_eq!(ev, [Event::Text("Hello".into())]);
     assert!(out.is_empty() && !shut);
     // A client must refuse it: servers do not mask.
-    assert_eq!(fault_code(Role::Client, Config::default(), &HELLO_MASKED), 1002);
+    assert_eq!(
+        fault_code(Role::Client, Config::default(), &HELLO_MASKED),
+        1002
+    );
     // The builder agrees with the RFC bytes.
     assert_eq!(frame(0x81, Some(MASK), b"Hello"), HELLO_MASKED);
 }
@@ -234,10 +243,16 @@ fn server_output_is_byte_exact() {
 
     let p256 = vec![0xabu8; 256];
     s.send_binary(p256.clone()).unwrap();
-    assert_eq!(drain_transmit(&mut s).0, [&BIN_256_HEADER[..], &p256].concat());
+    assert_eq!(
+        drain_transmit(&mut s).0,
+        [&BIN_256_HEADER[..], &p256].concat()
+    );
     let p64k = vec![0xcdu8; 65536];
     s.send_binary(p64k.clone()).unwrap();
-    assert_eq!(drain_transmit(&mut s).0, [&BIN_64K_HEADER[..], &p64k].concat());
+    assert_eq!(
+        drain_transmit(&mut s).0,
+        [&BIN_64K_HEADER[..], &p64k].concat()
+    );
     // Boundaries of the length encodings.
     for (len, hdr) in [
         (0usize, vec![0x82, 0]),
@@ -372,7 +387,12 @@ fn client_output_is_exact_for_a_fixed_seed() {
     assert_eq!(key_of(&req), GOLDEN_KEY);
     let mut hello = vec![0x81, 0x85];
     hello.extend_from_slice(&GOLDEN_MASK);
-    hello.extend(b"Hello".iter().enumerate().map(|(i, b)| b ^ GOLDEN_MASK[i % 4]));
+    hello.extend(
+        b"Hello"
+            .iter()
+            .enumerate()
+            .map(|(i, b)| b ^ GOLDEN_MASK[i % 4]),
+    );
     assert_eq!(&frames[..hello.len()], &hello[..]);
 }
 
@@ -431,4 +451,68 @@ fn reserved_opcode_vectors() {
         let got = ws_proto::FrameHeader::decode(&[0x80 | op, 0]);
         assert_eq!(got, Err(ProtocolError::ReservedOpcode(op)));
     }
+}
+
+#[test]
+fn client_request_host_and_path() {
+    let cases = [
+        ("ws://example.com", "GET / HTTP/1.1", "example.com"),
+        ("ws://example.com/", "GET / HTTP/1.1", "example.com"),
+        ("ws://example.com:80/a", "GET /a HTTP/1.1", "example.com"),
+        (
+            "ws://example.com:9001/a?b=c&d",
+            "GET /a?b=c&d HTTP/1.1",
+            "example.com:9001",
+        ),
+        ("wss://example.com:443/", "GET / HTTP/1.1", "example.com"),
+        ("wss://example.com:80/", "GET / HTTP/1.1", "example.com:80"),
+        ("ws://[::1]:8080/x", "GET /x HTTP/1.1", "[::1]:8080"),
+        ("ws://127.0.0.1/", "GET / HTTP/1.1", "127.0.0.1"),
+    ];
+    for (uri, line, host) in cases {
+        let req = http::Request::get(uri).body(()).unwrap();
+        let mut hs = ClientHandshake::new(Instant::now(), req, Config::default(), seed(1)).unwrap();
+        let mut out = Vec::new();
+        let _ = hs.poll_transmit(&mut out);
+        let text = String::from_utf8(out).unwrap();
+        let want = format!("{line}\r\nHost: {host}\r\n");
+        assert!(text.starts_with(&want), "{uri}: {text}");
+        // Each header once.
+        for h in [
+            "host:",
+            "upgrade:",
+            "connection:",
+            "sec-websocket-key:",
+            "sec-websocket-version:",
+        ] {
+            let n = text
+                .to_ascii_lowercase()
+                .matches(&format!("\r\n{h}"))
+                .count();
+            assert_eq!(n, 1, "{uri}: {h} in {text}");
+        }
+    }
+    // Headers given by the caller win, and are not duplicated.
+    let req = http::Request::get("/path")
+        .header("Host", "custom:1")
+        .header("Sec-WebSocket-Version", "13")
+        .header("Connection", "keep-alive, Upgrade")
+        .body(())
+        .unwrap();
+    let mut hs = ClientHandshake::new(Instant::now(), req, Config::default(), seed(1)).unwrap();
+    let mut out = Vec::new();
+    let _ = hs.poll_transmit(&mut out);
+    let text = String::from_utf8(out).unwrap().to_ascii_lowercase();
+    assert!(
+        text.starts_with("get /path http/1.1\r\nhost: custom:1\r\n"),
+        "{text}"
+    );
+    assert_eq!(text.matches("sec-websocket-version").count(), 1, "{text}");
+    assert_eq!(text.matches("\r\nconnection:").count(), 1, "{text}");
+    // No host at all: a usage error.
+    let req = http::Request::get("/path").body(()).unwrap();
+    assert_eq!(
+        ClientHandshake::new(Instant::now(), req, Config::default(), seed(1)).err(),
+        Some(ws_proto::UsageError::InvalidRequest)
+    );
 }

@@ -118,12 +118,27 @@ pub fn drain_events(conn: &mut Connection) -> Vec<Event> {
 
 /// Drains every transmit of a connection: (bytes, whether a shutdown was
 /// requested). Asserts that nothing follows a shutdown.
+///
+/// Also checks the output getters against what is handed out:
+/// `wants_transmit` predicts whether `poll_transmit` has something,
+/// `buffered_amount` counts exactly the bytes handed out, and `Data` always
+/// comes with bytes.
 pub fn drain_transmit(conn: &mut Connection) -> (Vec<u8>, bool) {
     let mut buf = Vec::new();
     let mut shut = false;
-    while let Some(t) = conn.poll_transmit(&mut buf) {
+    loop {
+        let wants = conn.wants_transmit();
+        let amount = conn.buffered_amount();
+        let before = buf.len();
+        let t = conn.poll_transmit(&mut buf);
+        assert_eq!(wants, t.is_some(), "wants_transmit disagrees with {t:?}");
+        let Some(t) = t else { break };
         match t {
-            Transmit::Data => assert!(!shut, "data after shutdown"),
+            Transmit::Data => {
+                assert!(!shut, "data after shutdown");
+                assert!(buf.len() > before, "Transmit::Data without bytes");
+                assert_eq!(amount, buf.len() - before, "buffered_amount");
+            }
             Transmit::Shutdown => {
                 assert!(!shut, "shutdown twice");
                 shut = true;
@@ -396,6 +411,17 @@ impl Pair {
         }
     }
 
+    /// `who` starts the close handshake at the current virtual time.
+    pub fn close(
+        &mut self,
+        who: Who,
+        code: CloseCode,
+        reason: &str,
+    ) -> Result<(), ws_proto::UsageError> {
+        let now = self.now;
+        self.conn(who).close(now, code, reason)
+    }
+
     /// The peer vanishes: its transport is dropped without a close frame.
     pub fn vanish(&mut self, who: Who) {
         let t = self.elapsed();
@@ -520,14 +546,30 @@ impl Default for Pair {
     }
 }
 
-fn transmit(me: &mut Side, peer: &mut Side, who: Who, t: Duration, log: &mut Vec<(Duration, Net)>) -> bool {
+fn transmit(
+    me: &mut Side,
+    peer: &mut Side,
+    who: Who,
+    t: Duration,
+    log: &mut Vec<(Duration, Net)>,
+) -> bool {
     let mut progress = false;
     let mut buf = Vec::new();
-    while let Some(tx) = me.conn.poll_transmit(&mut buf) {
+    loop {
+        let wants = me.conn.wants_transmit();
+        let amount = me.conn.buffered_amount();
+        let tx = me.conn.poll_transmit(&mut buf);
+        assert_eq!(wants, tx.is_some(), "{who:?}: wants_transmit disagrees");
+        let Some(tx) = tx else { break };
         progress = true;
         match tx {
             Transmit::Data => {
-                assert!(!me.write_shut, "{who:?} wrote after shutting its write half");
+                assert!(
+                    !me.write_shut,
+                    "{who:?} wrote after shutting its write half"
+                );
+                assert!(!buf.is_empty(), "{who:?}: Transmit::Data without bytes");
+                assert_eq!(amount, buf.len(), "{who:?}: buffered_amount");
                 me.written += buf.len();
                 if !peer.dropped {
                     peer.inbox.extend_from_slice(&buf);
