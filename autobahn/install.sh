@@ -28,11 +28,17 @@
 set -euo pipefail
 
 # Bump when anything below changes what gets installed: forces a reinstall.
-STAMP_VERSION="ws-autobahn-install 1 autobahntestsuite==25.10.1"
+STAMP_VERSION="ws-autobahn-install 3 autobahntestsuite==25.10.1"
+
+# The interpreter choice is part of what is installed.
+STAMP_VERSION="$STAMP_VERSION python2=${AUTOBAHN_PYTHON2:-debian}"
 
 PREFIX="${AUTOBAHN_PREFIX:-$HOME/.cache/ws-autobahn}"
 mkdir -p "$PREFIX"
 PREFIX="$(cd "$PREFIX" && pwd -P)"
+case "$PREFIX" in
+  *[\'\"\\\$\`]*) echo "autobahn/install.sh: unsupported characters in $PREFIX" >&2; exit 1 ;;
+esac
 LAUNCHER="$PREFIX/bin/wstest"
 STAMP="$PREFIX/.installed"
 
@@ -54,7 +60,7 @@ if installed; then echo "$LAUNCHER"; exit 0; fi
 
 start=$(date +%s)
 say "installing wstest into $PREFIX"
-rm -rf "$PREFIX/bin" "$PREFIX/py2" "$PREFIX/site" "$PREFIX/apt" "$STAMP"
+rm -rf "${PREFIX:?}/bin" "$PREFIX/py2" "$PREFIX/site" "$PREFIX/apt" "$STAMP"
 mkdir -p "$PREFIX/bin"
 
 # --- A C compiler (wsaccel, ujson, twisted and zope.interface build C code)
@@ -80,8 +86,9 @@ if [ -n "${AUTOBAHN_PYTHON2:-}" ]; then
     die "AUTOBAHN_PYTHON2=$PYTHON2 is not a working Python 2.7"
   say "using Python 2.7 at $PYTHON2"
 else
-  command -v apt-get >/dev/null && command -v dpkg >/dev/null ||
+  if ! command -v apt-get >/dev/null || ! command -v dpkg >/dev/null; then
     die "apt-get and dpkg are needed (or set AUTOBAHN_PYTHON2)"
+  fi
   suite="${AUTOBAHN_DEBIAN_SUITE:-bullseye}"
   mirror="${AUTOBAHN_DEBIAN_MIRROR:-}"
   if [ -z "$mirror" ]; then
@@ -126,7 +133,10 @@ else
   for deb in "$apt_dir"/debs/*.deb; do dpkg -x "$deb" "$PREFIX/py2"; done
 
   py2root="$PREFIX/py2"
-  libpython=$(ls "$py2root"/usr/lib/*/libpython2.7.so.1.0 | head -n 1)
+  libpython=""
+  for f in "$py2root"/usr/lib/*/libpython2.7.so.1.0; do
+    [ -e "$f" ] && { libpython=$f; break; }
+  done
   [ -n "$libpython" ] || die "libpython2.7 not found after unpacking"
   libdir=$(dirname "$libpython")
   PYTHON2="$py2root/usr/bin/python2.7"
@@ -157,7 +167,9 @@ if [ "$FROM_DEBIAN" = 1 ]; then
 else
   py2 -m pip --version >/dev/null 2>&1 ||
     die "$PYTHON2 has no pip module"
-  py2 -m pip install "${pip_opts[@]}" --ignore-installed \
+  # (That pip may be too old for --no-python-version-warning.)
+  py2 -m pip install --disable-pip-version-check --no-warn-script-location \
+    --no-cache-dir -q --prefix "$SITE" --ignore-installed \
     "pip==20.3.4" "setuptools==44.0.0" "wheel==0.37.1" >&2
 fi
 
@@ -190,14 +202,35 @@ env PYTHONPATH="$SITE_PACKAGES" CFLAGS="$PY2_CFLAGS" \
   -c "$constraints" "autobahntestsuite==25.10.1" >&2
 
 # --- The launcher --------------------------------------------------------------
-# site.addsitedir (not PYTHONPATH) so that the .pth files of namespace
-# packages such as zope.interface are honoured.
+# A Python bootstrap plus a shell wrapper setting the private interpreter's
+# environment. site.addsitedir (not PYTHONPATH) so that the .pth files of
+# namespace packages such as zope.interface are honoured.
+cat >"$PREFIX/bin/wstest.py" <<EOF
+# Bootstrap for wstest, written by autobahn/install.sh.
+import os, site, sys
+before = list(sys.path)
+site.addsitedir("$SITE_PACKAGES")
+# Our packages first, ahead of anything in the interpreter's own site-packages.
+sys.path[:] = [p for p in sys.path if p not in before] + before
+iface = os.environ.get("WSTEST_LISTEN_INTERFACE")
+if iface:
+    # wstest's WebSocket servers (fuzzingserver, echoserver, ...) listen on
+    # all interfaces; WSTEST_LISTEN_INTERFACE=127.0.0.1 keeps them on loopback.
+    import autobahn.twisted.websocket as _ws
+    _listen = _ws.listenWS
+    def _listen_on_iface(factory, contextFactory=None, backlog=50, interface=iface):
+        return _listen(factory, contextFactory, backlog, interface)
+    _ws.listenWS = _listen_on_iface
+sys.argv[0] = "wstest"
+from autobahntestsuite.wstest import run
+run()
+EOF
 {
   echo '#!/bin/sh'
   echo "# wstest (Autobahn|Testsuite), written by autobahn/install.sh."
   echo 'unset PYTHONPATH PYTHONHOME'
   for kv in "${PY2_ENV[@]}"; do echo "export ${kv%%=*}='${kv#*=}'"; done
-  echo "exec '$PYTHON2' -c \"import site, sys; site.addsitedir('$SITE_PACKAGES'); sys.argv[0] = 'wstest'; from autobahntestsuite.wstest import run; run()\" \"\$@\""
+  echo "exec '$PYTHON2' '$PREFIX/bin/wstest.py' \"\$@\""
 } >"$LAUNCHER.tmp"
 chmod +x "$LAUNCHER.tmp"
 mv "$LAUNCHER.tmp" "$LAUNCHER"

@@ -1,6 +1,8 @@
 //! Shared argument handling for the Autobahn testee binaries, and one
 //! testee module per adapter.
 
+pub mod async_std_impl;
+pub mod blocking_impl;
 pub mod tokio_impl;
 
 /// Parsed command-line flags.
@@ -17,7 +19,7 @@ pub struct Args {
 }
 
 /// The adapters the testees support.
-pub const ADAPTERS: &[&str] = &["tokio"];
+pub const ADAPTERS: &[&str] = &["tokio", "blocking", "async-std", "smol"];
 
 /// Parses `--adapter`, `--addr`, `--url` and `--agent`.
 pub fn parse_args() -> Result<Args, String> {

@@ -1,6 +1,12 @@
 //! The testee on the tokio adapter.
 
-use ws_tokio::{Config, Message};
+use ws_tokio::{Config, DeflateConfig, Message};
+
+/// The testees' config: permessage-deflate on (the server accepts every
+/// offer the suite makes, the client offers it), for cases 12.* and 13.*.
+fn config() -> Config {
+    Config::default().deflate(Some(DeflateConfig::default()))
+}
 
 /// Echo server for the fuzzingclient.
 pub fn server(addr: &str) {
@@ -18,8 +24,7 @@ pub fn server(addr: &str) {
             tokio::spawn(async move {
                 let _ = tcp.set_nodelay(true);
                 let ws =
-                    ws_tokio::accept_with(tcp, Config::default(), |_| Ok(ws_tokio::Accept::new()))
-                        .await;
+                    ws_tokio::accept_with(tcp, config(), |_| Ok(ws_tokio::Accept::new())).await;
                 let Ok(mut ws) = ws else { return };
                 while let Some(Ok(msg)) = ws.recv().await {
                     if msg.is_data() && ws.feed(msg).is_err() {
@@ -57,7 +62,7 @@ pub fn client(base: &str, agent: &str) -> Result<(), String> {
             let req = ws_tokio::http::Request::get(url)
                 .body(())
                 .map_err(|e| e.to_string())?;
-            let Ok((mut ws, _)) = ws_tokio::connect_with(req, Config::default()).await else {
+            let Ok((mut ws, _)) = ws_tokio::connect_with(req, config()).await else {
                 continue;
             };
             while let Some(Ok(msg)) = ws.recv().await {

@@ -1,1 +1,530 @@
-//! Adapter crate: see the project README. Filled by a later issue.
+//! Blocking adapter for the [`ws_proto`] WebSocket core, over `std::net`
+//! and any [`Read`] + [`Write`] stream.
+//!
+//! Only the pump loop lives here: every protocol decision is made by
+//! `ws-proto`. No thread is started behind your back.
+//!
+//! ```no_run
+//! # fn demo() -> Result<(), ws_blocking::Error> {
+//! use ws_blocking::Message;
+//! let (mut ws, _response) = ws_blocking::connect("ws://127.0.0.1:9001/")?;
+//! ws.send(Message::text("hello"))?;
+//! while let Some(msg) = ws.recv() {
+//!     println!("{:?}", msg?);
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! # Timers
+//!
+//! The core's timers (the close timeout, and the handshake timeout while
+//! connecting or accepting) run on read timeouts: before each blocking read
+//! the adapter sets the stream's read timeout to the time left until
+//! [`Connection::poll_timeout`], and a read that fails with `WouldBlock` or
+//! `TimedOut` becomes [`Connection::handle_timeout`]. The adapter owns the
+//! read timeout of the stream it drives; [`Transport`] is the small trait
+//! that gives it access (implemented for `TcpStream` and `UnixStream`).
+//!
+//! Writes block until the stream takes the bytes. To bound them, set a
+//! write timeout on the socket yourself (`TcpStream::set_write_timeout`): a
+//! write that times out is an I/O error, which ends the connection.
+//!
+//! # Sending while another thread receives
+//!
+//! [`WebSocket::split`] gives a [`WebSocketReader`] and a
+//! [`WebSocketWriter`] that can live on two threads (for `TcpStream` and
+//! `UnixStream`, or any `S` with `&S: Read + Write`). The reader reads
+//! without holding any lock and hands the bytes to the core under a short
+//! lock; both halves write under one write lock, so a pong or close echo
+//! from the reader never lands in the middle of the writer's frame. The
+//! reader never waits for the writer: while the writer is sending, the
+//! writer also writes the pongs and close echoes the reader queued, before
+//! it returns. The writer waits for the reader only while the reader
+//! writes a pong or a close echo.
+//!
+//! ```no_run
+//! # fn demo() -> Result<(), ws_blocking::Error> {
+//! use ws_blocking::{CloseCode, Message};
+//! let (ws, _) = ws_blocking::connect("ws://127.0.0.1:9001/")?;
+//! let (mut rx, mut tx) = ws.split();
+//! let printer = std::thread::spawn(move || {
+//!     for msg in rx {
+//!         println!("{:?}", msg);
+//!     }
+//! });
+//! tx.send(Message::text("hello"))?;
+//! tx.close(CloseCode::NORMAL, "")?;
+//! printer.join().unwrap();
+//! # Ok(()) }
+//! ```
+//!
+//! # Endings
+//!
+//! `recv` answers pings and completes the closing handshake, so keep
+//! calling it until it returns `None`. After a clean close it yields
+//! `Message::Close` once, then `None`; any other ending yields one `Err`,
+//! then `None`. [`WebSocket::close_info`] then says how it ended.
+//!
+//! When `recv` reports the end, the stream is shut down both ways (the core
+//! says to drop the transport at that point; the user still owns it), so
+//! the peer sees the end at once even if the `WebSocket` lives on.
+
+use std::cell::RefCell;
+use std::io::{self, IoSlice, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::time::{Duration, Instant};
+use ws_proto::{Bytes, Connection, Ending, Event, Transmit};
+
+pub use ws_proto::{
+    http, Accept, CloseCode, CloseFrame, CloseInfo, Config, DeflateConfig, Error, HandshakeError,
+    Message, ProtocolError, Reject, Role, UsageError, Utf8Bytes,
+};
+
+mod handshake;
+mod split;
+
+pub use handshake::{
+    accept, accept_prefixed, accept_tcp, accept_with, client_handshake, connect, connect_with,
+};
+pub use split::{WebSocketReader, WebSocketWriter};
+
+/// Size of the shared per-thread read buffer.
+const READ_BUF: usize = 64 * 1024;
+
+/// Slices handed to one vectored write.
+const WRITE_SLICES: usize = 64;
+
+thread_local! {
+    static READ_BUFFER: RefCell<Vec<u8>> = RefCell::new(vec![0; READ_BUF]);
+}
+
+// -------------------------------------------------------------- transport --
+
+/// What the adapter needs from a blocking stream besides `Read + Write`.
+///
+/// - `set_read_timeout` bounds the next read, so that the core's timers
+///   fire while the adapter waits for input. The adapter never passes a zero
+///   duration.
+/// - `shutdown` carries out [`Transmit::Shutdown`] (the TCP FIN after the
+///   closing handshake) with [`Shutdown::Write`]. With split halves, the
+///   adapter also uses [`Shutdown::Both`] to wake a thread blocked on a
+///   stream whose connection has ended.
+///
+/// The signatures are those of [`TcpStream`], which implements it, as does
+/// `UnixStream` on Unix. For a stream without timeouts (an in-memory pipe),
+/// `set_read_timeout` may do nothing: timers then run only when a read
+/// returns.
+pub trait Transport {
+    /// Sets how long a read may block; `None` blocks until data arrives.
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()>;
+
+    /// Shuts down the read half, the write half, or both.
+    fn shutdown(&self, how: Shutdown) -> io::Result<()>;
+}
+
+impl Transport for TcpStream {
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        TcpStream::set_read_timeout(self, timeout)
+    }
+    fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        TcpStream::shutdown(self, how)
+    }
+}
+
+#[cfg(unix)]
+impl Transport for std::os::unix::net::UnixStream {
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        std::os::unix::net::UnixStream::set_read_timeout(self, timeout)
+    }
+    fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        std::os::unix::net::UnixStream::shutdown(self, how)
+    }
+}
+
+impl<T: Transport + ?Sized> Transport for &T {
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        (**self).set_read_timeout(timeout)
+    }
+    fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        (**self).shutdown(how)
+    }
+}
+
+impl<T: Transport + ?Sized> Transport for Box<T> {
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        (**self).set_read_timeout(timeout)
+    }
+    fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        (**self).shutdown(how)
+    }
+}
+
+/// The read timeout last set on the stream, to skip redundant system calls.
+#[derive(Debug, Default, Clone, Copy)]
+struct ReadTimeout(Option<Option<Duration>>);
+
+impl ReadTimeout {
+    fn set<T: Transport + ?Sized>(&mut self, io: &T, t: Option<Duration>) -> io::Result<()> {
+        if self.0 != Some(t) {
+            self.0 = None;
+            io.set_read_timeout(t)?;
+            self.0 = Some(t);
+        }
+        Ok(())
+    }
+}
+
+fn seed() -> Result<[u8; 32], Error> {
+    let mut s = [0u8; 32];
+    getrandom::getrandom(&mut s).map_err(|e| Error::from(io::Error::other(e)))?;
+    Ok(s)
+}
+
+/// Whether a read error means "the read timeout expired".
+fn is_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
+
+/// Reads once into the per-thread buffer and hands the result to `f`.
+fn read_into<R: Read + ?Sized, T>(r: &mut R, f: impl FnOnce(io::Result<&[u8]>) -> T) -> T {
+    READ_BUFFER.with(|cell| {
+        let mut guard;
+        let mut local;
+        let buf: &mut Vec<u8> = match cell.try_borrow_mut() {
+            Ok(g) => {
+                guard = g;
+                &mut guard
+            }
+            Err(_) => {
+                local = vec![0; READ_BUF];
+                &mut local
+            }
+        };
+        match r.read(buf) {
+            Ok(n) => f(Ok(&buf[..n])),
+            Err(e) => f(Err(e)),
+        }
+    })
+}
+
+// ------------------------------------------------------------------- core --
+
+/// The connection and what the adapter remembers about its end; shared by
+/// [`WebSocket`] and, behind a mutex, by its split halves.
+#[derive(Debug)]
+struct Core {
+    conn: Connection,
+    /// The transport failure that ended the connection, if any.
+    io_error: Option<Error>,
+    close_info: Option<CloseInfo>,
+    /// `recv` reported the end.
+    finished: bool,
+    /// Split halves only: the writing half is flushing, and writes what
+    /// the reading half queues meanwhile.
+    writer_active: bool,
+}
+
+/// What `recv` does with one event.
+enum Step {
+    /// Hand the message to the user; `true`: write the queued pong first.
+    Deliver(Message, bool),
+    /// The terminal result; write what is left, then report it.
+    End(Result<Message, Error>),
+    /// Nothing for the user.
+    Skip,
+}
+
+impl Core {
+    fn new(conn: Connection) -> Self {
+        Core {
+            conn,
+            io_error: None,
+            close_info: None,
+            finished: false,
+            writer_active: false,
+        }
+    }
+
+    fn done(&self) -> bool {
+        self.finished || self.conn.is_closed()
+    }
+
+    fn on_event(&mut self, ev: Event) -> Step {
+        match ev {
+            Event::Text(t) => Step::Deliver(Message::Text(t), false),
+            Event::Binary(b) => Step::Deliver(Message::Binary(b), false),
+            // Answer promptly, before the user gets to it.
+            Event::Ping(p) => Step::Deliver(Message::Ping(p), true),
+            Event::Pong(p) => Step::Deliver(Message::Pong(p), false),
+            Event::Closed(info) => {
+                self.close_info = Some(info.clone());
+                self.finished = true;
+                Step::End(ending_to_result(info, self.io_error.clone()))
+            }
+            _ => Step::Skip,
+        }
+    }
+
+    /// Records a transport failure; the core sees it as the end of input.
+    fn io_failed(&mut self, e: io::Error) -> Error {
+        let err = Error::from(e);
+        if self.io_error.is_none() {
+            self.io_error = Some(err.clone());
+            self.conn.handle_eof(Instant::now());
+        }
+        err
+    }
+
+    /// Hands the result of one read to the core.
+    fn handle_read(&mut self, r: io::Result<&[u8]>) {
+        let now = Instant::now();
+        match r {
+            Ok([]) => self.conn.handle_eof(now),
+            Ok(b) => self.conn.handle_input(now, b),
+            // A deadline may have passed; the core checks.
+            Err(e) if is_timeout(&e) => self.conn.handle_timeout(now),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                self.io_failed(e);
+            }
+        }
+    }
+
+    fn queue(&mut self, msg: Message) -> Result<(), Error> {
+        if let Some(e) = &self.io_error {
+            return Err(e.clone());
+        }
+        match msg {
+            Message::Text(t) => self.conn.send_text(t)?,
+            Message::Binary(b) => self.conn.send_binary(b)?,
+            Message::Ping(p) => self.conn.send_ping(p)?,
+            Message::Pong(p) => self.conn.send_pong(p)?,
+            Message::Close(f) => {
+                let (code, reason) = match &f {
+                    Some(f) => (f.code, f.reason.as_str()),
+                    None => (CloseCode::NO_STATUS, ""),
+                };
+                self.conn.close(Instant::now(), code, reason)?
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Maps the terminal event to what `recv` yields (as ws-tokio does).
+fn ending_to_result(info: CloseInfo, io_error: Option<Error>) -> Result<Message, Error> {
+    match info.ending {
+        Ending::Clean => Ok(Message::Close(
+            info.received.filter(|f| f.code != CloseCode::NO_STATUS),
+        )),
+        Ending::Protocol(e) => Err(Error::Protocol(e)),
+        _ => Err(io_error.unwrap_or_else(|| Error::Closed(Box::new(info)))),
+    }
+}
+
+// -------------------------------------------------------------- WebSocket --
+
+/// A WebSocket over a blocking stream.
+///
+/// Receive with [`recv`](Self::recv) (or as an [`Iterator`]), send with
+/// [`send`](Self::send). `recv` also answers pings and completes the
+/// closing handshake, so keep calling it until it returns `None`. After a
+/// clean close `recv` yields `Message::Close` once, then `None`; any other
+/// ending yields one `Err`, then `None`.
+///
+/// To send from one thread while another waits in `recv`, use
+/// [`split`](Self::split).
+pub struct WebSocket<S> {
+    io: S,
+    core: Core,
+    read_timeout: ReadTimeout,
+}
+
+impl<S> std::fmt::Debug for WebSocket<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebSocket")
+            .field("state", &self.core.conn.state())
+            .field("role", &self.core.conn.role())
+            .finish()
+    }
+}
+
+impl<S> WebSocket<S> {
+    /// The protocol state machine, for its getters.
+    pub fn connection(&self) -> &Connection {
+        &self.core.conn
+    }
+
+    /// How the connection ended, once `recv` reported the end.
+    pub fn close_info(&self) -> Option<&CloseInfo> {
+        self.core.close_info.as_ref()
+    }
+
+    /// Bytes queued and not yet written to the stream.
+    pub fn buffered_amount(&self) -> usize {
+        self.core.conn.buffered_amount()
+    }
+
+    /// The underlying stream.
+    pub fn get_ref(&self) -> &S {
+        &self.io
+    }
+}
+
+impl<S: Read + Write + Transport> WebSocket<S> {
+    /// Wraps a stream on which the handshake is already done, with a
+    /// connection from `ws_proto` (for example after an upgrade by another
+    /// HTTP server: `Connection::server(config)`). The adapter takes over
+    /// the stream's read timeout.
+    pub fn from_connection(io: S, conn: Connection) -> Self {
+        WebSocket {
+            io,
+            core: Core::new(conn),
+            read_timeout: ReadTimeout::default(),
+        }
+    }
+
+    /// Receives the next message, blocking; `None` after the end.
+    pub fn recv(&mut self) -> Option<Result<Message, Error>> {
+        loop {
+            if let Some(ev) = self.core.conn.poll_event() {
+                match self.core.on_event(ev) {
+                    Step::Deliver(m, flush) => {
+                        if flush {
+                            // An error here is reported by a later `recv`.
+                            let _ = self.write_queued();
+                        }
+                        return Some(Ok(m));
+                    }
+                    Step::End(r) => {
+                        // Rule 2 of the core: last words (a shutdown after a
+                        // timeout), best effort, then drop the transport.
+                        // The user still owns the stream, so shut it down
+                        // instead: the peer sees the end now, not when the
+                        // `WebSocket` is dropped.
+                        let _ = self.write_queued();
+                        let _ = self.io.shutdown(Shutdown::Both);
+                        return Some(r);
+                    }
+                    Step::Skip => continue,
+                }
+            }
+            if self.core.done() {
+                return None;
+            }
+            if self.write_queued().is_err() {
+                continue; // the core saw it as the end; report it
+            }
+            let now = Instant::now();
+            let timeout = match self.core.conn.poll_timeout() {
+                Some(d) if d <= now => {
+                    self.core.conn.handle_timeout(now);
+                    continue;
+                }
+                Some(d) => Some(d - now),
+                None => None,
+            };
+            if let Err(e) = self.read_timeout.set(&self.io, timeout) {
+                self.core.io_failed(e);
+                continue;
+            }
+            let core = &mut self.core;
+            read_into(&mut self.io, |r| core.handle_read(r));
+        }
+    }
+
+    /// Sends a message: queues it and writes everything queued.
+    pub fn send(&mut self, msg: impl Into<Message>) -> Result<(), Error> {
+        self.core.queue(msg.into())?;
+        self.flush()
+    }
+
+    /// Queues a message without writing it. It is written by the next
+    /// [`flush`](Self::flush), `send`, or `recv` (which writes before it
+    /// waits for input, so an echo loop of `recv` + `feed` writes all the
+    /// answers to one read in one write).
+    pub fn feed(&mut self, msg: impl Into<Message>) -> Result<(), Error> {
+        self.core.queue(msg.into())
+    }
+
+    /// Writes everything queued.
+    pub fn flush(&mut self) -> Result<(), Error> {
+        self.write_queued()
+    }
+
+    /// Sends a ping.
+    pub fn ping(&mut self, payload: impl Into<Bytes>) -> Result<(), Error> {
+        self.send(Message::Ping(payload.into()))
+    }
+
+    /// Starts the closing handshake and writes the close frame. Keep
+    /// calling [`recv`](Self::recv) until `None` to complete it.
+    pub fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
+        self.core.conn.close(Instant::now(), code, reason)?;
+        self.flush()
+    }
+
+    /// Splits into a reading and a writing half, usable from two threads
+    /// (see the crate docs). Available for streams that can be read and
+    /// written through a shared reference, such as `TcpStream` and
+    /// `UnixStream`.
+    ///
+    /// Keep calling [`WebSocketReader::recv`]: it answers pings, completes
+    /// the closing handshake and runs the close timer, also after
+    /// [`WebSocketWriter::close`].
+    pub fn split(self) -> (WebSocketReader<S>, WebSocketWriter<S>)
+    where
+        for<'a> &'a S: Read + Write,
+    {
+        split::split(self.io, self.core, self.read_timeout)
+    }
+
+    /// Writes what the core queued, then shuts the write half if it asks.
+    fn write_queued(&mut self) -> Result<(), Error> {
+        if let Some(e) = &self.core.io_error {
+            return Err(e.clone());
+        }
+        loop {
+            let res = {
+                let mut slices = [IoSlice::new(&[]); WRITE_SLICES];
+                let n = self.core.conn.transmit_slices(&mut slices);
+                if n == 0 {
+                    None
+                } else {
+                    Some(self.io.write_vectored(&slices[..n]))
+                }
+            };
+            match res {
+                None => break,
+                Some(Ok(0)) => {
+                    return Err(self.core.io_failed(io::ErrorKind::WriteZero.into()));
+                }
+                Some(Ok(n)) => self.core.conn.advance_transmit(n),
+                Some(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+                Some(Err(e)) => return Err(self.core.io_failed(e)),
+            }
+        }
+        if let Some(Transmit::Shutdown) = self.core.conn.poll_shutdown() {
+            // RFC 6455 §7.1.1: our side of TCP closes now. Errors are
+            // irrelevant at this point: the peer may already be gone.
+            let _ = self.io.flush();
+            let _ = self.io.shutdown(Shutdown::Write);
+            return Ok(());
+        }
+        self.io.flush().map_err(|e| self.core.io_failed(e))
+    }
+}
+
+impl<S: Read + Write + Transport> Iterator for WebSocket<S> {
+    type Item = Result<Message, Error>;
+
+    /// Same as [`WebSocket::recv`].
+    fn next(&mut self) -> Option<Self::Item> {
+        self.recv()
+    }
+}
+
+impl<S: Read + Write + Transport> std::iter::FusedIterator for WebSocket<S> {}

@@ -1008,8 +1008,17 @@ impl Connection {
             Ending::Abnormal
         };
         self.state = State::Closed;
+        // Whatever the role, once the connection is over our write half is
+        // shut too, so a caller that keeps the transport around does not
+        // keep the peer waiting for our FIN.
+        if self.shutdown == Shutdown::No {
+            self.shutdown = Shutdown::Wanted;
+        }
         self.timers = [None; TIMERS];
         self.msg_buf = BytesMut::new();
+        if let Some(d) = &mut self.deflate {
+            d.release();
+        }
         self.ctrl_buf = Vec::new();
         self.events.push_back(Event::Closed(CloseInfo {
             sent: self.sent_close.clone(),

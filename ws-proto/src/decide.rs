@@ -40,8 +40,8 @@ impl Accept {
 pub struct Reject {
     /// The HTTP status (e.g. 401, 403, 404).
     pub status: u16,
-    /// Extra response headers.
-    pub headers: HeaderMap,
+    /// Extra response headers (boxed to keep `Result<Accept, Reject>` small).
+    pub headers: Box<HeaderMap>,
     /// The response body.
     pub body: Vec<u8>,
 }
@@ -51,7 +51,7 @@ impl Reject {
     pub fn new(status: u16) -> Self {
         Reject {
             status,
-            headers: HeaderMap::new(),
+            headers: Box::default(),
             body: Vec::new(),
         }
     }

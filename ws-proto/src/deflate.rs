@@ -1,25 +1,7 @@
 //! permessage-deflate (RFC 7692): configuration, negotiation in both roles,
 //! and the compressor and decompressor a [`Connection`](crate::Connection)
-//! uses once it was negotiated.
-//!
-//! # Memory
-//!
-//! miniz_oxide has no `memLevel`-style knob: its state has a fixed size
-//! whatever the window. Per connection, while allocated:
-//!
-//! - the decompressor: about 43 KiB (a 32 KiB window plus ~11 KiB of
-//!   Huffman tables), allocated at the first compressed message received;
-//! - the compressor: about 300 KiB (hash chains, dictionary, LZ and output
-//!   buffers), allocated at the first message compressed.
-//!
-//! With context takeover (the default) each is kept for the life of the
-//! connection. When the matching `*_no_context_takeover` was negotiated it
-//! is dropped at the end of every message and allocated again for the next
-//! one: less memory between messages, one allocation per message. A
-//! connection that never sends a message of at least
-//! [`DeflateConfig::threshold`] bytes never allocates a compressor
-//! (`threshold = usize::MAX` turns compression of our messages off while
-//! still accepting compressed messages from the peer).
+//! uses once it was negotiated. The memory it costs is documented on
+//! [`DeflateConfig`].
 
 use crate::mask::apply_mask;
 use bytes::{Bytes, BytesMut};
@@ -74,10 +56,29 @@ const UNMASK_PIECE: usize = 4096;
 /// connection runs uncompressed.
 ///
 /// Window bits outside 8–15 are clamped. Incoming messages are always
-/// inflated with a 32 KiB window, so the peer's window costs nothing. See
-/// the [module documentation](self) for what deflate costs in memory:
-/// miniz_oxide has no memory-level knob, so the knobs that bound memory are
-/// the `*_no_context_takeover` flags and `threshold`.
+/// inflated with a 32 KiB window, so the peer's window costs nothing.
+///
+/// # Memory
+///
+/// miniz_oxide has no `memLevel`-style knob: its state has a fixed size
+/// whatever the window or level. Per connection, while allocated:
+///
+/// - the decompressor: about 43 KiB (a 32 KiB window plus ~11 KiB of
+///   Huffman tables), allocated at the first compressed message received;
+/// - the compressor: about 312 KiB (64 KiB of LZ codes, an 83 KiB output
+///   buffer, a 32 KiB dictionary, 128 KiB of hash chains, 4 KiB of Huffman
+///   tables), allocated at the first message we compress.
+///
+/// With context takeover (the default) each is kept until the connection
+/// closes. When the matching `*_no_context_takeover` was negotiated it is
+/// freed at the end of every message and allocated again for the next
+/// one: nothing held between messages, one allocation per message. A
+/// connection that never sends a message of at least `threshold` bytes
+/// never allocates a compressor, so `threshold = usize::MAX` keeps a
+/// connection at the decompressor's 43 KiB while still accepting
+/// compressed messages. Masked input is unmasked in 4 KiB pieces on the
+/// stack; inflated bytes go straight into the message buffer, which
+/// `Config::max_message_size` bounds as for uncompressed messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct DeflateConfig {
@@ -246,7 +247,10 @@ impl DeflateConfig {
 }
 
 /// The outcome of a permessage-deflate negotiation, from our side:
-/// "local" is our compressor, "remote" the peer's.
+/// "local" is our compressor, "remote" the peer's. Negotiation produces it
+/// ([`DeflateConfig::accept_offers`], [`DeflateConfig::check_response`]);
+/// to build one by hand, start from `DeflateParams::default()` and set the
+/// fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct DeflateParams {
@@ -709,6 +713,12 @@ impl Deflate {
             self.inflater = None;
         }
         res
+    }
+
+    /// Frees the compressor and decompressor (the connection closed).
+    pub(crate) fn release(&mut self) {
+        self.inflater = None;
+        self.deflater = None;
     }
 
     /// Compresses one message, or one fragment of it (`fin` on the last):

@@ -43,6 +43,16 @@
 //! 4. Call `handle_eof` when a read returns 0 bytes or the transport fails.
 //! 5. Seed [`ClientHandshake`] / [`Connection::client`] from the OS CSPRNG.
 //!
+//! # Compression
+//!
+//! permessage-deflate (RFC 7692) is off unless [`Config::deflate`] is set:
+//! a client then offers it and a server accepts an acceptable offer;
+//! [`Connection::deflate`] tells what was negotiated. Compressed messages
+//! are inflated as they arrive, within `max_message_size`; messages from
+//! [`DeflateConfig::threshold`] bytes up are compressed, and
+//! [`Connection::send_message`] can send one uncompressed. [`DeflateConfig`]
+//! documents the settings and their memory cost.
+//!
 //! # A complete pump loop over a plain socket
 //!
 //! ```no_run

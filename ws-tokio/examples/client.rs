@@ -3,14 +3,28 @@
 //! close handshake is done.
 //!
 //! `cargo run -p ws-tokio --example client -- ws://127.0.0.1:9001/`
+//!
+//! It offers permessage-deflate (RFC 7692); `--no-deflate` does not.
 
 use tokio::io::{AsyncBufReadExt, BufReader};
-use ws_tokio::{CloseCode, Message};
+use ws_tokio::{CloseCode, Config, DeflateConfig, Message};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let url = std::env::args().nth(1).unwrap_or_else(|| "ws://127.0.0.1:9001/".into());
-    let (ws, _resp) = ws_tokio::connect(&url).await?;
+    let mut url = "ws://127.0.0.1:9001/".to_string();
+    let mut config = Config::default().deflate(Some(DeflateConfig::default()));
+    for a in std::env::args().skip(1) {
+        match a.as_str() {
+            "--no-deflate" => config = config.deflate(None),
+            "-h" | "--help" => {
+                println!("usage: client [--no-deflate] [URL]");
+                return Ok(());
+            }
+            _ => url = a,
+        }
+    }
+    let req = ws_tokio::http::Request::get(url.as_str()).body(())?;
+    let (ws, _resp) = ws_tokio::connect_with(req, config).await?;
     let (mut rx, mut tx) = ws.split();
     let printer = tokio::spawn(async move {
         while let Some(msg) = rx.recv().await {

@@ -1,26 +1,33 @@
 //! Echo server: echoes every text and binary message.
 //!
 //! `cargo run --release -p ws-tokio --example echo_server -- --addr 127.0.0.1:9001 --threads 1`
+//!
+//! `--deflate` accepts permessage-deflate (RFC 7692) when a client offers it.
 
 use tokio::net::TcpListener;
+use ws_tokio::{Config, DeflateConfig};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut addr = "127.0.0.1:9001".to_string();
     let mut threads = 0usize;
+    let mut config = Config::default();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--addr" => addr = args.next().ok_or("--addr needs a value")?,
             "--threads" => threads = args.next().ok_or("--threads needs a value")?.parse()?,
+            "--deflate" => config = config.deflate(Some(DeflateConfig::default())),
             "-h" | "--help" => {
-                println!("usage: echo_server [--addr HOST:PORT] [--threads N]");
+                println!("usage: echo_server [--addr HOST:PORT] [--threads N] [--deflate]");
                 return Ok(());
             }
             other => return Err(format!("unknown argument {other}").into()),
         }
     }
     let rt = if threads == 1 {
-        tokio::runtime::Builder::new_current_thread().enable_all().build()?
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
     } else {
         let mut b = tokio::runtime::Builder::new_multi_thread();
         if threads > 1 {
@@ -33,9 +40,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         eprintln!("echo_server listening on ws://{}", listener.local_addr()?);
         loop {
             let (tcp, _) = listener.accept().await?;
+            let config = config.clone();
             tokio::spawn(async move {
                 let _ = tcp.set_nodelay(true);
-                let Ok(mut ws) = ws_tokio::accept(tcp).await else { return };
+                let accepted = ws_tokio::accept_with(tcp, config, |_| Ok(ws_tokio::Accept::new()));
+                let Ok(mut ws) = accepted.await else {
+                    return;
+                };
                 while let Some(msg) = ws.recv().await {
                     match msg {
                         // `feed` queues; `recv` writes every answer to one

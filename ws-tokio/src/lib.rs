@@ -38,15 +38,11 @@ use std::task::{Context, Poll, Wake, Waker};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Sleep;
-use ws_proto::{
-    ClientHandshake, Connection, Ending, Event,
-    ServerHandshake, Transmit,
-};
+use ws_proto::{ClientHandshake, Connection, Ending, Event, ServerHandshake, Transmit};
 
 pub use ws_proto::{
-    Accept, CloseCode, CloseInfo, Reject,
-    http, CloseFrame, Config, Error, HandshakeError, Message, ProtocolError, Role, UsageError,
-    Utf8Bytes,
+    http, Accept, CloseCode, CloseFrame, CloseInfo, Config, DeflateConfig, Error, HandshakeError,
+    Message, ProtocolError, Reject, Role, UsageError, Utf8Bytes,
 };
 
 /// Unwritten bytes above which `recv` stops reading until the socket drains.
@@ -137,8 +133,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
         }
         loop {
             while self.wpos < self.wbuf.len() {
-                self.write_wakers.slots.lock().unwrap_or_else(|e| e.into_inner())[side as usize] =
-                    Some(cx.waker().clone());
+                self.write_wakers
+                    .slots
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())[side as usize] = Some(cx.waker().clone());
                 let mut wcx = Context::from_waker(&self.write_waker);
                 match Pin::new(&mut self.io).poll_write(&mut wcx, &self.wbuf[self.wpos..]) {
                     Poll::Ready(Ok(0)) => {
@@ -165,8 +163,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
                 let mut wcx = Context::from_waker(&self.write_waker);
                 match Pin::new(&mut self.io).poll_shutdown(&mut wcx) {
                     Poll::Pending => {
-                        self.write_wakers.slots.lock().unwrap_or_else(|e| e.into_inner())
-                            [side as usize] = Some(cx.waker().clone());
+                        self.write_wakers
+                            .slots
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())[side as usize] =
+                            Some(cx.waker().clone());
                         return Poll::Pending;
                     }
                     Poll::Ready(_) => return Poll::Ready(Ok(())),
@@ -434,7 +435,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocket<S> {
     }
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         let inner = &mut self.get_mut().inner;
-        inner.conn.close(now(), CloseCode::NORMAL, "")?;
+        if inner.conn.is_open() {
+            inner.conn.close(now(), CloseCode::NORMAL, "")?;
+        }
         inner.poll_flush(cx, Side::Write)
     }
 }
@@ -477,7 +480,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketReader<S> {
     /// # Panics
     /// If `writer` comes from another socket.
     pub fn unsplit(self, writer: WebSocketWriter<S>) -> WebSocket<S> {
-        assert!(Arc::ptr_eq(&self.shared, &writer.shared), "halves of different sockets");
+        assert!(
+            Arc::ptr_eq(&self.shared, &writer.shared),
+            "halves of different sockets"
+        );
         drop(writer);
         let inner = match Arc::try_unwrap(self.shared) {
             Ok(m) => m.into_inner().unwrap_or_else(|e| e.into_inner()),
@@ -542,7 +548,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocketWriter<S> {
     }
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         let mut g = lock(&self.shared);
-        g.conn.close(now(), CloseCode::NORMAL, "")?;
+        if g.conn.is_open() {
+            g.conn.close(now(), CloseCode::NORMAL, "")?;
+        }
         g.poll_flush(cx, Side::Write)
     }
 }
@@ -586,7 +594,10 @@ pub async fn connect_with(
 ) -> Result<(WebSocket<TcpStream>, http::Response<()>), Error> {
     let uri = request.uri();
     let host = uri.host().ok_or(Error::Usage(UsageError::InvalidRequest))?;
-    let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
     let port = match (uri.port_u16(), uri.scheme_str()) {
         (Some(p), _) => p,
         (None, Some("ws") | Some("http") | None) => 80,
@@ -706,7 +717,9 @@ where
             while let Some(Transmit::Data) = hs.poll_transmit(&mut out) {}
             write_all(&mut io, &out).await?;
             let _ = io.shutdown().await;
-            Err(Error::Handshake(HandshakeError::Rejected(status.unwrap_or(0))))
+            Err(Error::Handshake(HandshakeError::Rejected(
+                status.unwrap_or(0),
+            )))
         }
     }
 }

@@ -7,9 +7,14 @@ use ws_tokio::{Accept, CloseCode, Config, Error, Message, Reject, WebSocket};
 
 async fn pair_with(config: Config) -> (WebSocket<DuplexStream>, WebSocket<DuplexStream>) {
     let (a, b) = tokio::io::duplex(1 << 16);
-    let server = tokio::spawn(async move { ws_tokio::accept_with(b, config, |_| Ok(Accept::new())).await });
-    let req = ws_tokio::http::Request::get("ws://localhost/").body(()).unwrap();
-    let (client, resp) = ws_tokio::client_handshake(a, req, Config::default()).await.unwrap();
+    let server =
+        tokio::spawn(async move { ws_tokio::accept_with(b, config, |_| Ok(Accept::new())).await });
+    let req = ws_tokio::http::Request::get("ws://localhost/")
+        .body(())
+        .unwrap();
+    let (client, resp) = ws_tokio::client_handshake(a, req, Config::default())
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 101);
     (client, server.await.unwrap().unwrap())
 }
@@ -60,13 +65,19 @@ async fn server_initiated_close_and_ping() {
         }
         (seen, c.close_info().cloned().unwrap())
     });
-    assert_eq!(s.recv().await.unwrap().unwrap(), Message::Pong(b"are you there"[..].into()));
+    assert_eq!(
+        s.recv().await.unwrap().unwrap(),
+        Message::Pong(b"are you there"[..].into())
+    );
     s.close(CloseCode(4000), "app close").await.unwrap();
     assert!(matches!(s.recv().await, Some(Ok(Message::Close(Some(_))))));
     assert!(s.recv().await.is_none());
     let (seen, info) = client.await.unwrap();
     assert_eq!(seen[0], Message::Ping(b"are you there"[..].into()));
-    assert_eq!(seen.last().unwrap(), &Message::Close(Some(ws_tokio::CloseFrame::new(4000, "app close"))));
+    assert_eq!(
+        seen.last().unwrap(),
+        &Message::Close(Some(ws_tokio::CloseFrame::new(4000, "app close")))
+    );
     assert!(info.is_clean() && info.remote_initiated);
 }
 
@@ -85,7 +96,10 @@ async fn stream_and_sink() {
     }
     SinkExt::flush(&mut c).await.unwrap();
     for i in 0..100 {
-        assert_eq!(c.next().await.unwrap().unwrap(), Message::text(format!("m{i}")));
+        assert_eq!(
+            c.next().await.unwrap().unwrap(),
+            Message::text(format!("m{i}"))
+        );
     }
     SinkExt::close(&mut c).await.unwrap();
     assert!(matches!(c.next().await, Some(Ok(Message::Close(_)))));
@@ -130,7 +144,9 @@ async fn recv_is_cancel_safe() {
     // Cancel many recv calls part-way; no message may be lost.
     let sender = tokio::spawn(async move {
         for i in 0..500u32 {
-            s.send(Message::binary(i.to_be_bytes().to_vec())).await.unwrap();
+            s.send(Message::binary(i.to_be_bytes().to_vec()))
+                .await
+                .unwrap();
             if i % 7 == 0 {
                 tokio::task::yield_now().await;
             }
@@ -207,14 +223,22 @@ async fn peer_vanishing_is_abnormal() {
         other => panic!("{other:?}"),
     }
     assert!(c.recv().await.is_none());
-    assert!(matches!(c.send(Message::text("x")).await, Err(Error::Usage(_))));
+    assert!(matches!(
+        c.send(Message::text("x")).await,
+        Err(Error::Usage(_))
+    ));
 }
 
 #[tokio::test]
 async fn oversized_message_closes_with_1009() {
     let (mut c, mut s) = pair_with(Config::default().max_message_size(1000)).await;
     c.send(Message::binary(vec![0u8; 1001])).await.unwrap();
-    assert!(matches!(s.recv().await, Some(Err(Error::Protocol(ws_proto::ProtocolError::MessageTooLarge)))));
+    assert!(matches!(
+        s.recv().await,
+        Some(Err(Error::Protocol(
+            ws_proto::ProtocolError::MessageTooLarge
+        )))
+    ));
     match c.recv().await {
         Some(Ok(Message::Close(Some(f)))) => assert_eq!(f.code, CloseCode::MESSAGE_TOO_BIG),
         other => panic!("{other:?}"),
@@ -242,7 +266,9 @@ async fn tcp_rejection_and_subprotocols() {
         }
     });
     match ws_tokio::connect(&format!("ws://{addr}/forbidden")).await {
-        Err(Error::Handshake(ws_proto::HandshakeError::UnexpectedStatus { status, body, .. })) => {
+        Err(Error::Handshake(ws_proto::HandshakeError::UnexpectedStatus {
+            status, body, ..
+        })) => {
             assert_eq!(status, 403);
             assert_eq!(body, b"go away");
         }
@@ -252,7 +278,9 @@ async fn tcp_rejection_and_subprotocols() {
         .header("sec-websocket-protocol", "a, b")
         .body(())
         .unwrap();
-    let (mut ws, resp) = ws_tokio::connect_with(req, Config::default()).await.unwrap();
+    let (mut ws, resp) = ws_tokio::connect_with(req, Config::default())
+        .await
+        .unwrap();
     assert_eq!(resp.headers()["sec-websocket-protocol"], "b");
     ws.close(CloseCode::NORMAL, "").await.unwrap();
     while ws.recv().await.is_some() {}

@@ -4,6 +4,8 @@
 //!
 //! `autobahn-client --adapter tokio --url ws://127.0.0.1:9001 --agent NAME`
 
+use autobahn::async_std_impl::Runtime::{AsyncStd, Smol};
+
 fn main() {
     let args = match autobahn::parse_args() {
         Ok(a) => a,
@@ -14,6 +16,9 @@ fn main() {
     };
     let res = match args.adapter.as_str() {
         "tokio" => autobahn::tokio_impl::client(&args.url, &args.agent),
+        "blocking" => autobahn::blocking_impl::client(&args.url, &args.agent),
+        "async-std" => autobahn::async_std_impl::client(&args.url, &args.agent, AsyncStd),
+        "smol" => autobahn::async_std_impl::client(&args.url, &args.agent, Smol),
         _ => unreachable!("checked by parse_args"),
     };
     if let Err(e) = res {

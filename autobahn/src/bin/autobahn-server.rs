@@ -2,6 +2,8 @@
 //!
 //! `autobahn-server --adapter tokio --addr 127.0.0.1:9001`
 
+use autobahn::async_std_impl::Runtime::{AsyncStd, Smol};
+
 fn main() {
     let args = match autobahn::parse_args() {
         Ok(a) => a,
@@ -12,6 +14,9 @@ fn main() {
     };
     match args.adapter.as_str() {
         "tokio" => autobahn::tokio_impl::server(&args.addr),
+        "blocking" => autobahn::blocking_impl::server(&args.addr),
+        "async-std" => autobahn::async_std_impl::server(&args.addr, AsyncStd),
+        "smol" => autobahn::async_std_impl::server(&args.addr, Smol),
         _ => unreachable!("checked by parse_args"),
     }
 }

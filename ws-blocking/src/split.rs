@@ -1,0 +1,334 @@
+//! The halves from [`WebSocket::split`](crate::WebSocket::split).
+//!
+//! Locks: `core` guards the connection and is only ever held for short,
+//! non-blocking work (never across a read or a write). `write` is the write
+//! lock: whoever holds it moves bytes from the core to the stream, so
+//! frames from the two halves never interleave. Order: `write` before
+//! `core`.
+//!
+//! The writing half marks itself active (`Core::writer_active`) in the
+//! critical section where it queues, and clears the mark in the one where
+//! it finds nothing left to write. While it is active, the reading half
+//! writes nothing: the writer writes the reader's pongs and close echoes
+//! after its own frames. Otherwise the reader only *tries* the write lock.
+//! So the reader never waits for the writer and never writes the writer's
+//! messages, and the writer waits for the reader only while the reader
+//! writes a pong or a close echo. Nothing queued is left to nobody: each
+//! side checks for leftovers after it lets go of the write lock.
+
+use crate::{Core, Message, ReadTimeout, Step, Transport, WebSocket};
+use std::io::{Read, Write};
+use std::net::Shutdown;
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
+use std::time::{Duration, Instant};
+use ws_proto::{Bytes, CloseCode, CloseInfo, Error, Transmit};
+
+/// Write buffers above this size are not kept between flushes.
+const KEEP_WRITE_BUF: usize = 64 * 1024;
+
+pub(crate) struct Shared<S> {
+    io: S,
+    core: Mutex<Core>,
+    /// The write lock, with the buffer bytes are copied into so that they
+    /// can be written without holding `core`.
+    write: Mutex<Vec<u8>>,
+}
+
+pub(crate) fn split<S>(
+    io: S,
+    core: Core,
+    read_timeout: ReadTimeout,
+) -> (WebSocketReader<S>, WebSocketWriter<S>) {
+    let shared = Arc::new(Shared {
+        io,
+        core: Mutex::new(core),
+        write: Mutex::new(Vec::new()),
+    });
+    (
+        WebSocketReader {
+            shared: shared.clone(),
+            read_timeout,
+        },
+        WebSocketWriter { shared },
+    )
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl<S: Transport> Shared<S>
+where
+    for<'a> &'a S: Read + Write,
+{
+    fn core(&self) -> MutexGuard<'_, Core> {
+        lock(&self.core)
+    }
+
+    /// Moves what the core queued to the stream, under the write lock.
+    ///
+    /// The writing half (`writer`) waits for the write lock. The reading
+    /// half only tries it, and while the writer is active it leaves all
+    /// writing to the writer, which writes what the reader queued before it
+    /// lets go (see the recheck at the end of the loop). So the reader
+    /// never waits for the writer, and never gets stuck writing the
+    /// writer's messages.
+    fn flush(&self, writer: bool) -> Result<(), Error> {
+        loop {
+            let mut buf = if writer {
+                lock(&self.write)
+            } else {
+                match self.write.try_lock() {
+                    Ok(g) => g,
+                    Err(TryLockError::Poisoned(e)) => e.into_inner(),
+                    Err(TryLockError::WouldBlock) => return Ok(()),
+                }
+            };
+            loop {
+                buf.clear();
+                let t = {
+                    let mut c = self.core();
+                    if let Some(e) = &c.io_error {
+                        return Err(e.clone());
+                    }
+                    if !writer && c.writer_active {
+                        return Ok(());
+                    }
+                    c.conn.poll_transmit(&mut buf)
+                };
+                match t {
+                    Some(Transmit::Data) => {
+                        if let Err(e) = (&self.io).write_all(&buf) {
+                            return Err(self.failed(e));
+                        }
+                    }
+                    Some(Transmit::Shutdown) => {
+                        // RFC 6455 §7.1.1: our side of TCP closes now.
+                        // Errors are irrelevant: the peer may be gone.
+                        let _ = (&self.io).flush();
+                        let _ = self.io.shutdown(Shutdown::Write);
+                    }
+                    None => break,
+                }
+            }
+            if let Err(e) = (&self.io).flush() {
+                return Err(self.failed(e));
+            }
+            if buf.capacity() > KEEP_WRITE_BUF {
+                *buf = Vec::new();
+            }
+            drop(buf);
+            // The other half may have queued bytes while we held the write
+            // lock, and left them to us. Checked and cleared in one critical
+            // section, so that nothing queued is left to nobody.
+            let mut c = self.core();
+            if !c.conn.wants_transmit() || (!writer && c.writer_active) {
+                if writer {
+                    c.writer_active = false;
+                }
+                return Ok(());
+            }
+        }
+    }
+
+    /// The writing half's flush: `queue` runs under the core lock, and in
+    /// the same critical section the writer is marked active, so that the
+    /// reader leaves the writing to it.
+    fn write_out(&self, queue: impl FnOnce(&mut Core) -> Result<(), Error>) -> Result<(), Error> {
+        {
+            let mut c = self.core();
+            queue(&mut c)?;
+            c.writer_active = true;
+        }
+        let r = self.flush(true);
+        if r.is_err() {
+            self.core().writer_active = false;
+        }
+        r
+    }
+
+    /// A write failed: the core sees the end of input, and the stream is
+    /// shut down both ways so that a reader blocked on it wakes up (the
+    /// core says to drop the transport, which the other half still holds).
+    fn failed(&self, e: std::io::Error) -> Error {
+        let err = self.core().io_failed(e);
+        let _ = self.io.shutdown(Shutdown::Both);
+        err
+    }
+}
+
+/// The reading half from [`WebSocket::split`].
+///
+/// It also answers pings, completes the closing handshake and runs the
+/// close timer, so keep calling [`recv`](Self::recv) until `None`. It
+/// yields the same items as [`WebSocket::recv`] and is also an
+/// [`Iterator`].
+pub struct WebSocketReader<S> {
+    shared: Arc<Shared<S>>,
+    read_timeout: ReadTimeout,
+}
+
+/// The writing half from [`WebSocket::split`].
+///
+/// Its methods block until the stream has taken the bytes.
+pub struct WebSocketWriter<S> {
+    shared: Arc<Shared<S>>,
+}
+
+impl<S> std::fmt::Debug for WebSocketReader<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WebSocketReader")
+    }
+}
+
+impl<S> std::fmt::Debug for WebSocketWriter<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WebSocketWriter")
+    }
+}
+
+impl<S: Transport> WebSocketReader<S>
+where
+    for<'a> &'a S: Read + Write,
+{
+    /// Receives the next message, blocking; `None` after the end.
+    ///
+    /// The read happens without any lock held, so the writing half can send
+    /// meanwhile. The read timeout is the time left until the core's next
+    /// deadline, and never more than the configured close timeout: a close
+    /// started by the writing half arms its timer at least that far ahead,
+    /// so the reader always wakes up in time to run it.
+    pub fn recv(&mut self) -> Option<Result<Message, Error>> {
+        let sh = &*self.shared;
+        loop {
+            let mut c = sh.core();
+            if let Some(ev) = c.conn.poll_event() {
+                let step = c.on_event(ev);
+                drop(c);
+                match step {
+                    Step::Deliver(m, flush) => {
+                        if flush {
+                            // An error here is reported by a later `recv`.
+                            let _ = sh.flush(false);
+                        }
+                        return Some(Ok(m));
+                    }
+                    Step::End(r) => {
+                        // Rule 2 of the core: last words, best effort, then
+                        // drop the transport, here: shut it down. That also
+                        // wakes a writer stuck on a peer that stopped reading.
+                        let _ = sh.flush(false);
+                        let _ = sh.io.shutdown(Shutdown::Both);
+                        return Some(r);
+                    }
+                    Step::Skip => continue,
+                }
+            }
+            if c.done() {
+                return None;
+            }
+            let now = Instant::now();
+            let deadline = c.conn.poll_timeout();
+            if deadline.is_some_and(|d| d <= now) {
+                c.conn.handle_timeout(now);
+                continue;
+            }
+            let wants_transmit = c.conn.wants_transmit();
+            // Commands from the writing half arm timers no sooner than this.
+            let cap = c.conn.config().close_timeout;
+            drop(c);
+            if wants_transmit && sh.flush(false).is_err() {
+                continue; // the core saw it as the end; report it
+            }
+            let timeout = deadline
+                .map_or(cap, |d| (d - now).min(cap))
+                .max(Duration::from_millis(1));
+            if let Err(e) = self.read_timeout.set(&sh.io, Some(timeout)) {
+                sh.core().io_failed(e);
+                continue;
+            }
+            let mut r = &sh.io;
+            crate::read_into(&mut r, |res| sh.core().handle_read(res));
+        }
+    }
+
+    /// How the connection ended, once `recv` reported the end.
+    pub fn close_info(&self) -> Option<CloseInfo> {
+        self.shared.core().close_info.clone()
+    }
+
+    /// Puts the halves back together.
+    ///
+    /// # Panics
+    /// If `writer` comes from another socket.
+    pub fn unsplit(self, writer: WebSocketWriter<S>) -> WebSocket<S> {
+        assert!(
+            Arc::ptr_eq(&self.shared, &writer.shared),
+            "halves of different sockets"
+        );
+        drop(writer);
+        let shared = match Arc::try_unwrap(self.shared) {
+            Ok(s) => s,
+            Err(_) => unreachable!("both halves were given"),
+        };
+        WebSocket {
+            io: shared.io,
+            core: shared.core.into_inner().unwrap_or_else(|e| e.into_inner()),
+            read_timeout: self.read_timeout,
+        }
+    }
+}
+
+impl<S: Transport> Iterator for WebSocketReader<S>
+where
+    for<'a> &'a S: Read + Write,
+{
+    type Item = Result<Message, Error>;
+
+    /// Same as [`WebSocketReader::recv`].
+    fn next(&mut self) -> Option<Self::Item> {
+        self.recv()
+    }
+}
+
+impl<S: Transport> std::iter::FusedIterator for WebSocketReader<S> where for<'a> &'a S: Read + Write {}
+
+impl<S: Transport> WebSocketWriter<S>
+where
+    for<'a> &'a S: Read + Write,
+{
+    /// Sends a message: queues it and writes everything queued.
+    pub fn send(&mut self, msg: impl Into<Message>) -> Result<(), Error> {
+        let msg = msg.into();
+        self.shared.write_out(|c| c.queue(msg))
+    }
+
+    /// Queues a message without writing it; see [`WebSocket::feed`].
+    pub fn feed(&mut self, msg: impl Into<Message>) -> Result<(), Error> {
+        self.shared.core().queue(msg.into())
+    }
+
+    /// Writes everything queued.
+    pub fn flush(&mut self) -> Result<(), Error> {
+        self.shared.write_out(|_| Ok(()))
+    }
+
+    /// Sends a ping.
+    pub fn ping(&mut self, payload: impl Into<Bytes>) -> Result<(), Error> {
+        self.send(Message::Ping(payload.into()))
+    }
+
+    /// Starts the closing handshake and writes the close frame; the reading
+    /// half completes it (and times it out).
+    pub fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
+        self.shared.write_out(|c| {
+            c.conn.close(Instant::now(), code, reason)?;
+            Ok(())
+        })
+    }
+
+    /// Bytes queued and not yet written to the stream.
+    pub fn buffered_amount(&self) -> usize {
+        self.shared.core().conn.buffered_amount()
+    }
+}
