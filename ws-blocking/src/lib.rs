@@ -65,9 +65,9 @@
 //! `Message::Close` once, then `None`; any other ending yields one `Err`,
 //! then `None`. [`WebSocket::close_info`] then says how it ended.
 //!
-//! When `recv` reports the end, the stream is shut down both ways (the core
-//! says to drop the transport at that point; the user still owns it), so
-//! the peer sees the end at once even if the `WebSocket` lives on.
+//! By the time `recv` reports the end, the write half of the stream is shut
+//! (the core asks for it), so the peer sees the end at once even if the
+//! `WebSocket` lives on.
 
 use std::cell::RefCell;
 use std::io::{self, IoSlice, Read, Write};
@@ -106,9 +106,9 @@ thread_local! {
 ///   fire while the adapter waits for input. The adapter never passes a zero
 ///   duration.
 /// - `shutdown` carries out [`Transmit::Shutdown`] (the TCP FIN after the
-///   closing handshake) with [`Shutdown::Write`]. With split halves, the
-///   adapter also uses [`Shutdown::Both`] to wake a thread blocked on a
-///   stream whose connection has ended.
+///   closing handshake) with [`Shutdown::Write`]. Split halves also use
+///   [`Shutdown::Both`] in place of dropping the transport once the
+///   connection has ended, when the other half may be blocked on it.
 ///
 /// The signatures are those of [`TcpStream`], which implements it, as does
 /// `UnixStream` on Unix. For a stream without timeouts (an in-memory pipe),
@@ -400,13 +400,13 @@ impl<S: Read + Write + Transport> WebSocket<S> {
                         return Some(Ok(m));
                     }
                     Step::End(r) => {
-                        // Rule 2 of the core: last words (a shutdown after a
-                        // timeout), best effort, then drop the transport.
-                        // The user still owns the stream, so shut it down
-                        // instead: the peer sees the end now, not when the
-                        // `WebSocket` is dropped.
+                        // Rule 2 of the core: last words (the shutdown of
+                        // our write half), best effort.
                         let _ = self.write_queued();
-                        let _ = self.io.shutdown(Shutdown::Both);
+                        // A transport error is reported once, here (as in
+                        // ws-tokio and ws-async-std); from now on the
+                        // connection is simply closed.
+                        self.core.io_error = None;
                         return Some(r);
                     }
                     Step::Skip => continue,

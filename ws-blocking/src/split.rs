@@ -214,11 +214,17 @@ where
                         return Some(Ok(m));
                     }
                     Step::End(r) => {
-                        // Rule 2 of the core: last words, best effort, then
-                        // drop the transport, here: shut it down. That also
-                        // wakes a writer stuck on a peer that stopped reading.
-                        let _ = sh.flush(false);
-                        let _ = sh.io.shutdown(Shutdown::Both);
+                        // Rule 2 of the core: last words (the shutdown of
+                        // our write half), best effort. If they are left to
+                        // the writer, it may be stuck on a peer that stopped
+                        // reading: the connection is over, so stand in for
+                        // dropping the transport and wake it.
+                        let done = sh.flush(false).is_ok() && !sh.core().conn.wants_transmit();
+                        if !done {
+                            let _ = sh.io.shutdown(Shutdown::Both);
+                        }
+                        // Reported once, as in `WebSocket::recv`.
+                        sh.core().io_error = None;
                         return Some(r);
                     }
                     Step::Skip => continue,

@@ -12,8 +12,8 @@ use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 use util::*;
 use ws_blocking::{
-    http, Accept, CloseCode, CloseFrame, Config, Error, HandshakeError, Message, ProtocolError,
-    Reject,
+    http, Accept, CloseCode, CloseFrame, Config, DeflateConfig, Error, HandshakeError, Message,
+    ProtocolError, Reject,
 };
 use ws_proto::Ending;
 
@@ -62,6 +62,28 @@ fn echo_round_trips() {
         assert!(info.is_clean());
         assert!(info.remote_initiated);
         assert_eq!(info.received, Some(CloseFrame::new(1000, "done")));
+    })
+}
+
+/// permessage-deflate is the core's business: the adapter only carries the
+/// config, and echoes come back intact.
+#[test]
+fn echo_with_permessage_deflate() {
+    bounded(|| {
+        let config = Config::default().deflate(Some(DeflateConfig::default()));
+        let (addr, server) = echo_server(config.clone());
+        let req = http::Request::get(url(addr)).body(()).unwrap();
+        let (mut ws, resp) = ws_blocking::connect_with(req, config).unwrap();
+        let ext = resp.headers()["sec-websocket-extensions"].to_str().unwrap();
+        assert!(ext.starts_with("permessage-deflate"), "{ext}");
+        for (i, &n) in SIZES.iter().enumerate() {
+            let m = data(n, i as u8, i % 2 == 0);
+            ws.send(m.clone()).unwrap();
+            assert_eq!(ws.recv().unwrap().unwrap(), m, "size {n}");
+        }
+        ws.close(CloseCode::NORMAL, "").unwrap();
+        while ws.recv().is_some() {}
+        assert!(server.join().unwrap().is_clean());
     })
 }
 

@@ -598,10 +598,11 @@ pub async fn connect_with(
         .trim_start_matches('[')
         .trim_end_matches(']')
         .to_string();
-    let port = match (uri.port_u16(), uri.scheme_str()) {
-        (Some(p), _) => p,
-        (None, Some("ws") | Some("http") | None) => 80,
-        _ => return Err(Error::Usage(UsageError::InvalidRequest)), // wss: TLS comes later
+    // wss:// needs TLS, which a later issue brings; refuse it rather than
+    // speak plain TCP to a TLS port.
+    let port = match uri.scheme_str() {
+        Some("ws") | Some("http") | None => uri.port_u16().unwrap_or(80),
+        _ => return Err(Error::Usage(UsageError::InvalidRequest)),
     };
     let deadline = config.handshake_timeout.map(|d| now() + d);
     let tcp = with_deadline(deadline, async {
