@@ -11,8 +11,9 @@
 # Debian 11 ("bullseye") packages: they are downloaded with apt-get using a
 # private apt state (the machine's configured Debian mirror, the machine's
 # archive keyring) and unpacked with `dpkg -x` into the prefix. Nothing is
-# installed system-wide, except that a C compiler is installed with apt-get
-# when none exists and we are root (a few dependencies are C extensions).
+# installed system-wide, except that gcc and ca-certificates are installed
+# with apt-get when missing and we are root (a few dependencies are C
+# extensions, and pip needs the CA bundle).
 # The suite itself and its dependencies come from the Python package index,
 # at pinned versions.
 #
@@ -28,7 +29,7 @@
 set -euo pipefail
 
 # Bump when anything below changes what gets installed: forces a reinstall.
-STAMP_VERSION="ws-autobahn-install 3 autobahntestsuite==25.10.1"
+STAMP_VERSION="ws-autobahn-install 4 autobahntestsuite==25.10.1"
 
 # The interpreter choice is part of what is installed.
 STAMP_VERSION="$STAMP_VERSION python2=${AUTOBAHN_PYTHON2:-debian}"
@@ -63,15 +64,21 @@ say "installing wstest into $PREFIX"
 rm -rf "${PREFIX:?}/bin" "$PREFIX/py2" "$PREFIX/site" "$PREFIX/apt" "$STAMP"
 mkdir -p "$PREFIX/bin"
 
-# --- A C compiler (wsaccel, ujson, twisted and zope.interface build C code)
+# --- System prerequisites: a C compiler (wsaccel, ujson, twisted and
+# zope.interface build C code) and the CA bundle pip verifies TLS with.
+need=()
 if ! command -v cc >/dev/null 2>&1 && ! command -v gcc >/dev/null 2>&1; then
+  need+=(gcc libc6-dev)
+fi
+[ -s /etc/ssl/certs/ca-certificates.crt ] || need+=(ca-certificates)
+if [ "${#need[@]}" -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    say "no C compiler found: installing gcc and libc6-dev with apt-get"
+    say "installing ${need[*]} with apt-get"
     DEBIAN_FRONTEND=noninteractive apt-get -q update >&2
     DEBIAN_FRONTEND=noninteractive apt-get -q install -y --no-install-recommends \
-      gcc libc6-dev >&2
+      "${need[@]}" >&2
   else
-    die "a C compiler (cc/gcc) is needed; install gcc and libc6-dev"
+    die "missing system packages: ${need[*]} (install them, e.g. with apt-get)"
   fi
 fi
 
@@ -125,11 +132,12 @@ else
   )
   apt-get "${apt_opts[@]}" update >&2
   # The interpreter and stdlib, headers for building C extensions, the
-  # shared libraries bookworm lacks (OpenSSL 1.1, libffi7) and the pip wheel.
+  # shared libraries bookworm lacks (OpenSSL 1.1, libffi7) or may lack
+  # (expat, which twisted.web needs: not in a minimal install), the pip wheel.
   (cd "$apt_dir/debs" && apt-get "${apt_opts[@]}" download \
      python2.7 python2.7-minimal libpython2.7 libpython2.7-minimal \
      libpython2.7-stdlib python2.7-dev libpython2.7-dev \
-     libssl1.1 libffi7 python-pip-whl >&2)
+     libssl1.1 libffi7 libexpat1 python-pip-whl >&2)
   for deb in "$apt_dir"/debs/*.deb; do dpkg -x "$deb" "$PREFIX/py2"; done
 
   py2root="$PREFIX/py2"
@@ -141,15 +149,17 @@ else
   libdir=$(dirname "$libpython")
   PYTHON2="$py2root/usr/bin/python2.7"
   FROM_DEBIAN=1
-  PY2_ENV=("LD_LIBRARY_PATH=$libdir" "PYTHONHOME=$py2root/usr")
+  # Some bullseye libraries (expat) live in /lib/TRIPLET rather than /usr/lib.
+  PY2_ENV=("LD_LIBRARY_PATH=$libdir:$py2root/lib/$(basename "$libdir")"
+           "PYTHONHOME=$py2root/usr")
   # Debian's pyconfig.h includes <TRIPLET/python2.7/pyconfig.h>.
   PY2_CFLAGS="-I$py2root/usr/include/python2.7 -I$py2root/usr/include"
   rm -rf "$apt_dir"   # lists and .debs are no longer needed
 fi
 
 py2() { env -u PYTHONPATH "${PY2_ENV[@]}" "$PYTHON2" "$@"; }
-py2 -c 'import ssl, zlib, ctypes, hashlib' ||
-  die "the Python 2.7 interpreter lacks ssl/zlib/ctypes/hashlib"
+py2 -c 'import ssl, zlib, ctypes, hashlib, pyexpat' ||
+  die "the Python 2.7 interpreter lacks ssl/zlib/ctypes/hashlib/pyexpat"
 
 # --- pip and the suite -----------------------------------------------------
 SITE="$PREFIX/site"
@@ -157,6 +167,12 @@ SITE_PACKAGES="$SITE/lib/python2.7/site-packages"
 mkdir -p "$SITE_PACKAGES"
 pip_opts=(--disable-pip-version-check --no-python-version-warning
           --no-warn-script-location --no-cache-dir -q --prefix "$SITE")
+
+# Verify TLS against the system's trust store (as Debian's own pip does)
+# rather than the CA list vendored in the pip we install.
+if [ -z "${PIP_CERT:-}" ] && [ -s /etc/ssl/certs/ca-certificates.crt ]; then
+  export PIP_CERT=/etc/ssl/certs/ca-certificates.crt
+fi
 
 say "installing pip for Python 2.7"
 if [ "$FROM_DEBIAN" = 1 ]; then

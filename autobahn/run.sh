@@ -13,7 +13,7 @@ set -euo pipefail
 
 # ---- Defaults (edit here) ----------------------------------------------------
 # Adapters tested by default, comma-separated. To come: async-std,smol,blocking.
-ADAPTERS="tokio"
+ADAPTERS="tokio,async-std,smol,blocking"
 # Case patterns (wstest syntax: '*' wildcard; a pattern without '*' is an
 # exact case id).
 CASES="*"

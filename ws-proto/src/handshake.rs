@@ -340,8 +340,17 @@ impl ClientHandshake {
             }
             None => None,
         };
+        // RFC 6455 §4.1: a value that is not even text (which `tokens`
+        // skips) names no subprotocol we offered either.
+        let unreadable = headers
+            .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+            .iter()
+            .any(|v| v.to_str().is_err());
         let chosen = tokens(&headers, header::SEC_WEBSOCKET_PROTOCOL);
-        if chosen.len() > 1 || chosen.iter().any(|p| !self.offered_protocols.contains(p)) {
+        if unreadable
+            || chosen.len() > 1
+            || chosen.iter().any(|p| !self.offered_protocols.contains(p))
+        {
             return Err(HandshakeError::BadResponse(
                 "subprotocol that was not offered".into(),
             ));
@@ -441,6 +450,15 @@ impl ServerHandshake {
             ));
         }
         self.buf.extend_from_slice(data);
+        // An HTTP request starts with a method token: refuse binary garbage
+        // (a TLS ClientHello on a plain port) at its first byte instead of
+        // waiting for a whole head or the timeout.
+        if !self.buf.is_empty() && !self.buf[0].is_ascii_alphabetic() {
+            return Err(self.refuse(
+                400,
+                HandshakeError::Malformed("not an HTTP request".into()),
+            ));
+        }
         let end = match find_head_end(&self.buf, &mut self.scan) {
             Some(e) if e <= self.config.max_handshake_size => e,
             Some(_) => return Err(self.refuse(431, HandshakeError::TooLarge)),
