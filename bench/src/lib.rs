@@ -1,7 +1,7 @@
 //! Shared helpers for the benchmark binaries in this crate.
 //!
 //! The crate holds `loadgen` (a single-threaded WebSocket echo load
-//! generator) and a few peer echo servers built on crates.io WebSocket
+//! generator) and a few peer echo servers built on published third-party WebSocket
 //! implementations. Every peer server takes the same command line:
 //! `--addr HOST:PORT`, and runs on a single-threaded (`current_thread`)
 //! tokio runtime. See `bench/README.md`.

@@ -31,11 +31,14 @@ async fn echo(fut: upgrade::UpgradeFut) -> Result<(), WebSocketError> {
     }
 }
 
-async fn upgrade_handler(mut req: Request<Incoming>) -> Result<Response<Empty<Bytes>>, WebSocketError> {
+async fn upgrade_handler(
+    mut req: Request<Incoming>,
+) -> Result<Response<Empty<Bytes>>, WebSocketError> {
     let (response, fut) = upgrade::upgrade(&mut req)?;
     tokio::spawn(tokio::task::unconstrained(async move {
         match echo(fut).await {
-            Ok(()) | Err(WebSocketError::ConnectionClosed) | Err(WebSocketError::UnexpectedEOF) => {}
+            Ok(()) | Err(WebSocketError::ConnectionClosed) | Err(WebSocketError::UnexpectedEOF) => {
+            }
             Err(e) => eprintln!("{NAME}: connection error: {e}"),
         }
     }));

@@ -18,7 +18,12 @@ pub struct Histogram {
 
 impl Histogram {
     pub fn new() -> Self {
-        Histogram { counts: vec![0; BUCKETS], total: 0, sum: 0, max: 0 }
+        Histogram {
+            counts: vec![0; BUCKETS],
+            total: 0,
+            sum: 0,
+            max: 0,
+        }
     }
 
     fn index(v: u64) -> usize {
@@ -101,7 +106,10 @@ mod tests {
             assert!(i >= last);
             last = i;
             let mid = Histogram::value(i) as f64;
-            assert!((mid - v as f64).abs() <= (v as f64) / 50.0 + 1.0, "{v} -> {mid}");
+            assert!(
+                (mid - v as f64).abs() <= (v as f64) / 50.0 + 1.0,
+                "{v} -> {mid}"
+            );
         }
     }
 

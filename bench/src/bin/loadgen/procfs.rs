@@ -30,7 +30,11 @@ pub fn sched_ns(pid: &str) -> Option<u64> {
     for entry in fs::read_dir(format!("/proc/{pid}/task")).ok()? {
         let path = entry.ok()?.path().join("schedstat");
         if let Ok(s) = fs::read_to_string(path) {
-            if let Some(ns) = s.split_ascii_whitespace().next().and_then(|f| f.parse::<u64>().ok()) {
+            if let Some(ns) = s
+                .split_ascii_whitespace()
+                .next()
+                .and_then(|f| f.parse::<u64>().ok())
+            {
                 total += ns;
                 any = true;
             }
@@ -43,7 +47,11 @@ pub fn sched_ns(pid: &str) -> Option<u64> {
 pub fn rss_kb(pid: &str) -> Option<u64> {
     let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    line["VmRSS:".len()..].split_ascii_whitespace().next()?.parse().ok()
+    line["VmRSS:".len()..]
+        .split_ascii_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// A point-in-time CPU reading of a process.
@@ -55,7 +63,10 @@ pub struct CpuSample {
 
 impl CpuSample {
     pub fn take(pid: &str) -> Self {
-        CpuSample { ticks: cpu_ticks(pid), sched_ns: sched_ns(pid) }
+        CpuSample {
+            ticks: cpu_ticks(pid),
+            sched_ns: sched_ns(pid),
+        }
     }
 
     /// CPU microseconds between two samples, from `/proc/PID/stat`.
@@ -67,4 +78,26 @@ impl CpuSample {
     pub fn sched_us_since(&self, earlier: &CpuSample) -> Option<u64> {
         Some(self.sched_ns?.checked_sub(earlier.sched_ns?)? / 1000)
     }
+}
+
+/// Machine-wide CPU time from the first line of `/proc/stat`, in ticks:
+/// (busy = user + nice + system + irq + softirq, steal).
+pub fn system_ticks() -> Option<(u64, u64)> {
+    let stat = fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().next()?.strip_prefix("cpu ")?;
+    let v: Vec<u64> = line
+        .split_ascii_whitespace()
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    if v.len() < 8 {
+        return None;
+    }
+    Some((v[0] + v[1] + v[2] + v[5] + v[6], v[7]))
+}
+
+/// Session id of a process (field 6 of `/proc/PID/stat`).
+pub fn session_id(pid: &str) -> Option<u32> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_ascii_whitespace().nth(3)?.parse().ok()
 }
