@@ -852,10 +852,11 @@ fn target(request: &http::Request<()>) -> Result<(String, u16), Error> {
     let uri = request.uri();
     let host = uri.host().ok_or(Error::Usage(UsageError::InvalidRequest))?;
     let host = host.trim_start_matches('[').trim_end_matches(']');
-    let port = match (uri.port_u16(), uri.scheme_str()) {
-        (Some(p), _) => p,
-        (None, Some("ws") | Some("http") | None) => 80,
-        _ => return Err(Error::Usage(UsageError::InvalidRequest)), // wss: TLS comes later
+    // wss:// needs TLS, which a later issue brings; refuse it (with or
+    // without a port) rather than speak plain TCP to a TLS port.
+    let port = match uri.scheme_str() {
+        Some("ws") | Some("http") | None => uri.port_u16().unwrap_or(80),
+        _ => return Err(Error::Usage(UsageError::InvalidRequest)),
     };
     Ok((host.to_string(), port))
 }

@@ -96,8 +96,6 @@ enum Side {
 struct Inner<S> {
     io: S,
     conn: Connection,
-    wbuf: Vec<u8>,
-    wpos: usize,
     shutdown: bool,
     write_wakers: Arc<WriteWakers>,
     write_waker: Waker,
@@ -113,8 +111,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
         Inner {
             io,
             conn,
-            wbuf: Vec::new(),
-            wpos: 0,
             shutdown: false,
             write_waker: Waker::from(write_wakers.clone()),
             write_wakers,
@@ -132,30 +128,39 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
             return Poll::Ready(Err(e.clone()));
         }
         loop {
-            while self.wpos < self.wbuf.len() {
-                self.write_wakers
-                    .slots
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())[side as usize] = Some(cx.waker().clone());
+            // Vectored writes straight from the core's queue: large payloads
+            // are never copied into a write buffer, and all the frames
+            // queued since the last write go out in one syscall.
+            let mut slices = [io::IoSlice::new(&[]); 64];
+            let n = self.conn.transmit_slices(&mut slices);
+            if n > 0 {
+                {
+                    let mut slots = self
+                        .write_wakers
+                        .slots
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner());
+                    let slot = &mut slots[side as usize];
+                    if !slot.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                        *slot = Some(cx.waker().clone());
+                    }
+                }
                 let mut wcx = Context::from_waker(&self.write_waker);
-                match Pin::new(&mut self.io).poll_write(&mut wcx, &self.wbuf[self.wpos..]) {
+                let res = Pin::new(&mut self.io).poll_write_vectored(&mut wcx, &slices[..n]);
+                match res {
                     Poll::Ready(Ok(0)) => {
                         return Poll::Ready(Err(self.io_failed(io::ErrorKind::WriteZero.into())))
                     }
-                    Poll::Ready(Ok(n)) => self.wpos += n,
+                    Poll::Ready(Ok(w)) => {
+                        self.conn.advance_transmit(w);
+                        continue;
+                    }
                     Poll::Ready(Err(e)) => return Poll::Ready(Err(self.io_failed(e))),
                     Poll::Pending => return Poll::Pending,
                 }
             }
-            self.wbuf.clear();
-            self.wpos = 0;
-            if self.wbuf.capacity() > READ_BUF {
-                self.wbuf = Vec::new();
-            }
-            match self.conn.poll_transmit(&mut self.wbuf) {
-                Some(Transmit::Data) => continue,
-                Some(Transmit::Shutdown) => self.shutdown = true,
-                None => {}
+            if let Some(Transmit::Shutdown) = self.conn.poll_shutdown() {
+                self.shutdown = true;
             }
             if self.shutdown {
                 // RFC 6455 §7.1.1: our side of TCP closes now. Errors are
@@ -219,9 +224,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
                 Poll::Ready(Err(_)) => continue, // the core saw it as EOF; report it
                 // Backpressure: while the peer does not take what we owe it,
                 // stop reading what it sends.
-                Poll::Pending if self.conn.buffered_amount() + self.wbuf.len() > READ_PAUSE => {
-                    return Poll::Pending
-                }
+                Poll::Pending if self.conn.buffered_amount() > READ_PAUSE => return Poll::Pending,
                 _ => {}
             }
             if let Some(deadline) = self.conn.poll_timeout() {
@@ -387,7 +390,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
 
     /// Bytes queued and not yet written to the socket.
     pub fn buffered_amount(&self) -> usize {
-        self.inner.conn.buffered_amount() + self.inner.wbuf.len() - self.inner.wpos
+        self.inner.conn.buffered_amount()
     }
 
     /// The underlying stream.
@@ -519,7 +522,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketWriter<S> {
     /// Bytes queued and not yet written to the socket.
     pub fn buffered_amount(&self) -> usize {
         let g = lock(&self.shared);
-        g.conn.buffered_amount() + g.wbuf.len() - g.wpos
+        g.conn.buffered_amount()
     }
 }
 

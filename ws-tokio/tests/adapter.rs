@@ -233,13 +233,16 @@ async fn peer_vanishing_is_abnormal() {
 async fn oversized_message_closes_with_1009() {
     let (mut c, mut s) = pair_with(Config::default().max_message_size(1000)).await;
     c.send(Message::binary(vec![0u8; 1001])).await.unwrap();
+    // Drive both ends at once: the server's verdict comes when the client
+    // has answered its close frame and the TCP close is done.
+    let (server_end, client_end) = tokio::join!(s.recv(), c.recv());
     assert!(matches!(
-        s.recv().await,
+        server_end,
         Some(Err(Error::Protocol(
             ws_proto::ProtocolError::MessageTooLarge
         )))
     ));
-    match c.recv().await {
+    match client_end {
         Some(Ok(Message::Close(Some(f)))) => assert_eq!(f.code, CloseCode::MESSAGE_TOO_BIG),
         other => panic!("{other:?}"),
     }
