@@ -10,15 +10,15 @@ use std::time::Duration;
 ///
 /// | field | default | enforced as |
 /// |---|---|---|
-/// | `max_frame_size` | 16 MiB | close 1009 when a frame header declares more |
-/// | `max_message_size` | 64 MiB | close 1009 before buffering the excess |
+/// | `max_frame_size` | 16 MiB | close 1009 when a data frame header declares more (control frames: 125 bytes, RFC 6455 §5.5) |
+/// | `max_message_size` | 64 MiB | close 1009 before buffering the excess; for a compressed message, its inflated size, checked while inflating |
 /// | `max_fragments` | 131 072 | close 1009 on the next fragment |
 /// | `max_handshake_size` | 16 KiB | HTTP 431 (server), handshake error (client) |
 /// | `max_headers` | 64 | HTTP 431 (server), handshake error (client) |
 /// | `handshake_timeout` | 10 s | handshake error; the server drops the connection |
 /// | `close_timeout` | 10 s | the transport is shut without waiting longer |
 /// | `auto_pong` | on | pings are answered automatically (and still reported) |
-/// | `deflate` | off | permessage-deflate (RFC 7692) offered (client) or accepted (server) |
+/// | `deflate` | off | permessage-deflate (RFC 7692) offered (client) or accepted (server); settings and defaults in [`DeflateConfig`] |
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Config {

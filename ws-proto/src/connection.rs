@@ -900,16 +900,15 @@ impl Connection {
         start: usize,
         res: Result<(), InflateError>,
     ) -> bool {
+        // Fail fast: invalid UTF-8 is reported as soon as it inflates, and
+        // before an inflate error met later in the same input, so that the
+        // outcome does not depend on how the input was split.
+        let bad_utf8 =
+            self.msg == Some(DataKind::Text) && !self.msg_utf8.feed(&self.msg_buf[start..]);
         let err = match res {
+            _ if bad_utf8 => Some(ProtocolError::InvalidUtf8),
             Err(InflateError::TooLarge) => Some(ProtocolError::MessageTooLarge),
             Err(InflateError::Corrupt) => Some(ProtocolError::InvalidCompressedData),
-            // Fail fast: invalid UTF-8 is reported as soon as it inflates.
-            Ok(())
-                if self.msg == Some(DataKind::Text)
-                    && !self.msg_utf8.feed(&self.msg_buf[start..]) =>
-            {
-                Some(ProtocolError::InvalidUtf8)
-            }
             Ok(()) => None,
         };
         match err {

@@ -557,7 +557,12 @@ impl Inflater {
             );
             input = &input[used..];
             if written > 0 {
-                if out.len().saturating_add(written) > limit {
+                let room = limit.saturating_sub(out.len());
+                if written > room {
+                    // Keep what fits, so that the caller checks it (UTF-8)
+                    // as if it had arrived in smaller pieces: the outcome
+                    // must not depend on how the input was split.
+                    out.extend_from_slice(&self.ring[self.pos..self.pos + room]);
                     return Err(InflateError::TooLarge);
                 }
                 out.extend_from_slice(&self.ring[self.pos..self.pos + written]);

@@ -454,10 +454,7 @@ impl ServerHandshake {
         // (a TLS ClientHello on a plain port) at its first byte instead of
         // waiting for a whole head or the timeout.
         if !self.buf.is_empty() && !self.buf[0].is_ascii_alphabetic() {
-            return Err(self.refuse(
-                400,
-                HandshakeError::Malformed("not an HTTP request".into()),
-            ));
+            return Err(self.refuse(400, HandshakeError::Malformed("not an HTTP request".into())));
         }
         let end = match find_head_end(&self.buf, &mut self.scan) {
             Some(e) if e <= self.config.max_handshake_size => e,

@@ -53,6 +53,26 @@
 //! [`Connection::send_message`] can send one uncompressed. [`DeflateConfig`]
 //! documents the settings and their memory cost.
 //!
+//! # Limits and defaults
+//!
+//! Everything a peer can make us spend is bounded, and every bound is a
+//! field of [`Config`]; its documentation has the complete table (each
+//! field, its default, and what happens when a peer goes past it). In
+//! short: `max_frame_size` 16 MiB, `max_message_size` 64 MiB (for a
+//! compressed message, its inflated size), `max_fragments` 131 072 (all
+//! three: close 1009); `max_handshake_size` 16 KiB and `max_headers` 64
+//! (HTTP 431 from a server, a handshake error for a client);
+//! `handshake_timeout` 10 s; `close_timeout` 10 s; `auto_pong` on;
+//! `deflate` off ([`DeflateConfig`]'s defaults: level 6, 15-bit windows,
+//! context takeover, threshold 1024 bytes).
+//!
+//! A few bounds are fixed by RFC 6455 or by the design and have no knob:
+//! control frames carry at most 125 bytes (close 1002) and a close reason
+//! at most 123; pongs are queued one per ping only while less than 64 KiB
+//! waits to be sent, beyond that only the latest ping is answered; a
+//! frame's declared length reserves at most 1 MiB ahead of the bytes that
+//! actually arrived.
+//!
 //! # A complete pump loop over a plain socket
 //!
 //! ```no_run

@@ -22,8 +22,8 @@ static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 /// Live heap bytes of the process.
 fn live() -> usize {
     let s = GLOBAL.stats();
-    (s.bytes_allocated as isize - s.bytes_deallocated as isize + s.bytes_reallocated).max(0)
-        as usize
+    // Growth by realloc is already counted in `bytes_allocated`.
+    s.bytes_allocated.saturating_sub(s.bytes_deallocated)
 }
 
 /// The memory checks read a process-wide counter: one replay at a time.
