@@ -19,15 +19,22 @@ SERVERS=(
   "peer-tokio-tungstenite=$REL/peer-tokio-tungstenite --addr 127.0.0.1:{port}"
   "peer-fastwebsockets=$REL/peer-fastwebsockets --addr 127.0.0.1:{port}"
   "peer-tokio-websockets=$REL/peer-tokio-websockets --addr 127.0.0.1:{port}"
-  "ws-tokio=$REL/examples/echo_server --addr 127.0.0.1:{port} --threads 1"
-  # "ws-async-std=$REL/examples/async_std_echo_server --addr 127.0.0.1:{port}"
-  # "ws-blocking=$REL/examples/blocking_echo_server --addr 127.0.0.1:{port}"
+  "ws-tokio=$REL/bench-ws-tokio-echo --addr 127.0.0.1:{port} --threads 1"
+  "ws-async-std=$REL/bench-ws-async-std-echo --addr 127.0.0.1:{port} --threads 1 --runtime async-std"
+  "ws-smol=$REL/bench-ws-async-std-echo --addr 127.0.0.1:{port} --threads 1 --runtime smol"
+  "ws-blocking=$REL/bench-ws-blocking-echo --addr 127.0.0.1:{port}"
+  "ws-mio=$REL/bench-ws-mio-echo --addr 127.0.0.1:{port} --threads 1"
 )
 # Build commands run (from the workspace root) before the matrix; a failure
 # is reported and the affected server is skipped if its program is missing.
 BUILDS=(
   "cargo build --release -p bench --bins"
-  "cargo build --release -p ws-tokio --examples"
+  # Every adapter's example is called echo_server: build and copy one at a
+  # time so that each server runs its own binary.
+  "cargo build --release -p ws-tokio --example echo_server && cp target/release/examples/echo_server target/release/bench-ws-tokio-echo"
+  "cargo build --release -p ws-async-std --example echo_server && cp target/release/examples/echo_server target/release/bench-ws-async-std-echo"
+  "cargo build --release -p ws-blocking --example echo_server && cp target/release/examples/echo_server target/release/bench-ws-blocking-echo"
+  "cargo build --release -p ws-mio --example echo_server && cp target/release/examples/echo_server target/release/bench-ws-mio-echo"
 )
 
 # Cells: CONNS:SIZE:INFLIGHT
@@ -110,7 +117,7 @@ log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 if [ "$BUILD" = 1 ]; then
   for b in "${BUILDS[@]}"; do
     log "build: $b"
-    if ! (cd "$ROOT" && $b) > "$OUT/logs/build.log" 2>&1; then
+    if ! (cd "$ROOT" && bash -c "$b") > "$OUT/logs/build.log" 2>&1; then
       log "build failed (continuing; see $OUT/logs/build.log): $b"
       tail -5 "$OUT/logs/build.log" >&2
     fi

@@ -3,6 +3,7 @@
 
 pub mod async_std_impl;
 pub mod blocking_impl;
+pub mod mio_impl;
 pub mod tokio_impl;
 
 /// Parsed command-line flags.
@@ -19,7 +20,7 @@ pub struct Args {
 }
 
 /// The adapters the testees support.
-pub const ADAPTERS: &[&str] = &["tokio", "blocking", "async-std", "smol"];
+pub const ADAPTERS: &[&str] = &["tokio", "blocking", "async-std", "smol", "mio"];
 
 /// Parses `--adapter`, `--addr`, `--url` and `--agent`.
 pub fn parse_args() -> Result<Args, String> {

@@ -19,6 +19,7 @@ fn main() {
         "blocking" => autobahn::blocking_impl::client(&args.url, &args.agent),
         "async-std" => autobahn::async_std_impl::client(&args.url, &args.agent, AsyncStd),
         "smol" => autobahn::async_std_impl::client(&args.url, &args.agent, Smol),
+        "mio" => autobahn::mio_impl::client(&args.url, &args.agent),
         _ => unreachable!("checked by parse_args"),
     };
     if let Err(e) = res {

@@ -17,6 +17,7 @@ fn main() {
         "blocking" => autobahn::blocking_impl::server(&args.addr),
         "async-std" => autobahn::async_std_impl::server(&args.addr, AsyncStd),
         "smol" => autobahn::async_std_impl::server(&args.addr, Smol),
+        "mio" => autobahn::mio_impl::server(&args.addr),
         _ => unreachable!("checked by parse_args"),
     }
 }
