@@ -73,7 +73,7 @@ use std::cell::RefCell;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::time::{Duration, Instant};
-use ws_proto::{Bytes, Connection, Ending, Event, Transmit};
+use ws_proto::{Bytes, Connection, Event, Transmit};
 
 pub use ws_proto::{
     http, Accept, CloseCode, CloseFrame, CloseInfo, Config, DeflateConfig, Error, HandshakeError,
@@ -262,7 +262,7 @@ impl Core {
             Event::Closed(info) => {
                 self.close_info = Some(info.clone());
                 self.finished = true;
-                Step::End(ending_to_result(info, self.io_error.clone()))
+                Step::End(info.into_result(self.io_error.clone()))
             }
             _ => Step::Skip,
         }
@@ -297,31 +297,8 @@ impl Core {
         if let Some(e) = &self.io_error {
             return Err(e.clone());
         }
-        match msg {
-            Message::Text(t) => self.conn.send_text(t)?,
-            Message::Binary(b) => self.conn.send_binary(b)?,
-            Message::Ping(p) => self.conn.send_ping(p)?,
-            Message::Pong(p) => self.conn.send_pong(p)?,
-            Message::Close(f) => {
-                let (code, reason) = match &f {
-                    Some(f) => (f.code, f.reason.as_str()),
-                    None => (CloseCode::NO_STATUS, ""),
-                };
-                self.conn.close(Instant::now(), code, reason)?
-            }
-        }
+        self.conn.send(Instant::now(), msg)?;
         Ok(())
-    }
-}
-
-/// Maps the terminal event to what `recv` yields (as ws-tokio does).
-fn ending_to_result(info: CloseInfo, io_error: Option<Error>) -> Result<Message, Error> {
-    match info.ending {
-        Ending::Clean => Ok(Message::Close(
-            info.received.filter(|f| f.code != CloseCode::NO_STATUS),
-        )),
-        Ending::Protocol(e) => Err(Error::Protocol(e)),
-        _ => Err(io_error.unwrap_or_else(|| Error::Closed(Box::new(info)))),
     }
 }
 

@@ -3,10 +3,10 @@
 use crate::close::{CloseCode, CloseFrame};
 use crate::config::Config;
 use crate::deflate::{Deflate, DeflateParams, InflateError};
-use crate::error::{parse_close_payload, ProtocolError, UsageError};
+use crate::error::{parse_close_payload, Error, ProtocolError, UsageError};
 use crate::frame::{FrameHeader, OpCode, MAX_HEADER_LEN};
 use crate::mask::apply_mask;
-use crate::message::Utf8Bytes;
+use crate::message::{Message, Utf8Bytes};
 use crate::out::OutQueue;
 use crate::rng::Rng;
 use crate::utf8::Utf8Stream;
@@ -90,6 +90,21 @@ impl CloseInfo {
         match &self.received {
             Some(f) => f.code,
             None => CloseCode::ABNORMAL,
+        }
+    }
+
+    /// What an adapter's `recv` yields for this ending, the same on every
+    /// runtime: `Message::Close` (with the peer's frame, if it had a body)
+    /// after a clean close; the peer's protocol error; otherwise the
+    /// transport error that ended the connection, if any, or
+    /// `Error::Closed` with these details.
+    pub fn into_result(self, transport_error: Option<Error>) -> Result<Message, Error> {
+        match self.ending {
+            Ending::Clean => Ok(Message::Close(
+                self.received.filter(|f| f.code != CloseCode::NO_STATUS),
+            )),
+            Ending::Protocol(e) => Err(Error::Protocol(e)),
+            _ => Err(transport_error.unwrap_or_else(|| Error::Closed(Box::new(self)))),
         }
     }
 
@@ -443,6 +458,20 @@ impl Connection {
     }
 
     // ----- commands -----
+
+    /// Queues any [`Message`]: text and binary as messages, ping and pong
+    /// as control frames, and `Close` as [`Connection::close`] (`None`: a
+    /// close frame without a body).
+    pub fn send(&mut self, now: Instant, msg: Message) -> Result<(), UsageError> {
+        match msg {
+            Message::Text(t) => self.send_text(t),
+            Message::Binary(b) => self.send_binary(b),
+            Message::Ping(p) => self.send_ping(p),
+            Message::Pong(p) => self.send_pong(p),
+            Message::Close(Some(f)) => self.close(now, f.code, &f.reason),
+            Message::Close(None) => self.close(now, CloseCode::NO_STATUS, ""),
+        }
+    }
 
     /// Queues a text message. With permessage-deflate negotiated, it is
     /// compressed when at least [`DeflateConfig::threshold`](crate::DeflateConfig::threshold)

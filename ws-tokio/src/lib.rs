@@ -38,7 +38,7 @@ use std::task::{Context, Poll, Wake, Waker};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Sleep;
-use ws_proto::{ClientHandshake, Connection, Ending, Event, ServerHandshake, Transmit};
+use ws_proto::{ClientHandshake, Connection, Event, ServerHandshake, Transmit};
 
 pub use ws_proto::{
     http, Accept, CloseCode, CloseFrame, CloseInfo, Config, DeflateConfig, Error, HandshakeError,
@@ -212,7 +212,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
                         let _ = self.poll_flush(cx, Side::Read);
                         self.close_info = Some(info.clone());
                         self.finished = true;
-                        return Poll::Ready(Some(ending_to_result(info, self.io_error.take())));
+                        return Poll::Ready(Some(info.into_result(self.io_error.take())));
                     }
                     _ => continue,
                 }
@@ -284,31 +284,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
         if let Some(e) = &self.io_error {
             return Err(e.clone());
         }
-        match msg {
-            Message::Text(t) => self.conn.send_text(t)?,
-            Message::Binary(b) => self.conn.send_binary(b)?,
-            Message::Ping(p) => self.conn.send_ping(p)?,
-            Message::Pong(p) => self.conn.send_pong(p)?,
-            Message::Close(f) => {
-                let (code, reason) = match &f {
-                    Some(f) => (f.code, f.reason.as_str()),
-                    None => (CloseCode::NO_STATUS, ""),
-                };
-                self.conn.close(now(), code, reason)?
-            }
-        }
+        self.conn.send(now(), msg)?;
         Ok(())
-    }
-}
-
-/// Maps the terminal event to what `recv` yields.
-fn ending_to_result(info: CloseInfo, io_error: Option<Error>) -> Result<Message, Error> {
-    match info.ending {
-        Ending::Clean => Ok(Message::Close(
-            info.received.filter(|f| f.code != CloseCode::NO_STATUS),
-        )),
-        Ending::Protocol(e) => Err(Error::Protocol(e)),
-        _ => Err(io_error.unwrap_or_else(|| Error::Closed(Box::new(info)))),
     }
 }
 
