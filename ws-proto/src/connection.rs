@@ -473,6 +473,33 @@ impl Connection {
         }
     }
 
+    /// [`send`](Self::send) with a per-message compression choice, like
+    /// `ws.send(data, { compress: false })` in Node's `ws`: with
+    /// `compress: false` a text or binary message goes out uncompressed
+    /// (no RSV1) even when permessage-deflate is negotiated; `true` is the
+    /// same as `send` (compressed from [`DeflateConfig::threshold`](crate::DeflateConfig::threshold)
+    /// bytes up). Control frames are never compressed.
+    pub fn send_with(
+        &mut self,
+        now: Instant,
+        msg: Message,
+        compress: bool,
+    ) -> Result<(), UsageError> {
+        match msg {
+            Message::Text(t) => {
+                self.check_whole_message()?;
+                self.queue_message(OpCode::Text, t.into_bytes(), compress);
+                Ok(())
+            }
+            Message::Binary(b) => {
+                self.check_whole_message()?;
+                self.queue_message(OpCode::Binary, b, compress);
+                Ok(())
+            }
+            other => self.send(now, other),
+        }
+    }
+
     /// Queues a text message. With permessage-deflate negotiated, it is
     /// compressed when at least [`DeflateConfig::threshold`](crate::DeflateConfig::threshold)
     /// bytes long.

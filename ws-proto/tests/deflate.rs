@@ -9,7 +9,7 @@ use util::*;
 use ws_proto::http::{self, HeaderMap};
 use ws_proto::{
     ClientHandshake, Config, Connection, DataKind, DeflateConfig, DeflateParams, Ending, Event,
-    HandshakeError, OpCode, ProtocolError, Role, ServerHandshake, Transmit,
+    HandshakeError, Message, OpCode, ProtocolError, Role, ServerHandshake, Transmit,
 };
 
 /// Compressible text of `len` bytes (ASCII, so any cut is valid UTF-8).
@@ -604,6 +604,40 @@ fn per_message_opt_out_and_threshold() {
             Event::Binary(binary(5000, 1).into()),
             Event::Text(text(5000, 1).into()),
         ]
+    );
+}
+
+#[test]
+fn send_with_compress_false_sends_without_rsv1() {
+    let on = Config::default().deflate(Some(DeflateConfig::default().threshold(0)));
+    let mut e = handshake(on.clone(), on);
+    let now = Instant::now();
+    for (msg, compress) in [
+        (Message::text(text(4000, 3)), false),
+        (Message::binary(binary(4000, 3)), false),
+        (Message::text(text(4000, 3)), true),
+        (Message::binary(binary(4000, 3)), true),
+        (Message::Ping(b"p".to_vec().into()), false),
+    ] {
+        e.server.send_with(now, msg, compress).unwrap();
+    }
+    let (frames, events) = pass(&mut e.server, &mut e.client, usize::MAX);
+    assert_eq!(
+        frames.iter().map(|f| f.rsv).collect::<Vec<_>>(),
+        vec![0, 0, 4, 4, 0]
+    );
+    assert!(frames[2].payload.len() < 4000 && frames[3].payload.len() < 4000);
+    assert_eq!(events[0], Event::Text(text(4000, 3).into()));
+    assert_eq!(events[1], Event::Binary(binary(4000, 3).into()));
+    assert_eq!(events[2], Event::Text(text(4000, 3).into()));
+    assert_eq!(events[3], Event::Binary(binary(4000, 3).into()));
+    // A fragmented message in progress refuses whole messages, as `send` does.
+    e.client
+        .send_fragment(DataKind::Binary, vec![1u8; 10], false)
+        .unwrap();
+    assert_eq!(
+        e.client.send_with(now, Message::binary(vec![2u8]), false),
+        Err(ws_proto::UsageError::FragmentedMessageInProgress)
     );
 }
 
