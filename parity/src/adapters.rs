@@ -80,6 +80,7 @@ async fn drive_tokio(mut ws: ws_tokio::WebSocket<tokio::net::TcpStream>, rx: Rec
         match cmd {
             Cmd::Send(m, r) => drop(r.send(ws.send(m).await)),
             Cmd::Feed(m, r) => drop(r.send(ws.feed(m))),
+            Cmd::SendUncompressed(m, r) => drop(r.send(ws.send_uncompressed(m).await)),
             Cmd::Flush(r) => drop(r.send(ws.flush().await)),
             Cmd::Recv(r) => drop(r.send(ws.recv().await)),
             Cmd::Close(c, reason, r) => drop(r.send(ws.close(c, &reason).await)),
@@ -137,6 +138,7 @@ where
         match cmd {
             Cmd::Send(m, r) => drop(r.send(ws.send(m).await)),
             Cmd::Feed(m, r) => drop(r.send(ws.feed(m))),
+            Cmd::SendUncompressed(m, r) => drop(r.send(ws.send_uncompressed(m).await)),
             Cmd::Flush(r) => drop(r.send(ws.flush().await)),
             Cmd::Recv(r) => drop(r.send(ws.recv().await)),
             Cmd::Close(c, reason, r) => drop(r.send(ws.close(c, &reason).await)),
@@ -243,6 +245,7 @@ fn drive_blocking(mut ws: ws_blocking::WebSocket<std::net::TcpStream>, rx: Recei
         match cmd {
             Cmd::Send(m, r) => drop(r.send(ws.send(m))),
             Cmd::Feed(m, r) => drop(r.send(ws.feed(m))),
+            Cmd::SendUncompressed(m, r) => drop(r.send(ws.send_uncompressed(m))),
             Cmd::Flush(r) => drop(r.send(ws.flush())),
             Cmd::Recv(r) => drop(r.send(ws.recv())),
             Cmd::Close(c, reason, r) => drop(r.send(ws.close(c, &reason))),

@@ -91,6 +91,7 @@ pub fn request(addr: SocketAddr) -> http::Request<()> {
 pub(crate) enum Cmd {
     Send(Message, mpsc::Sender<Result<(), Error>>),
     Feed(Message, mpsc::Sender<Result<(), Error>>),
+    SendUncompressed(Message, mpsc::Sender<Result<(), Error>>),
     Flush(mpsc::Sender<Result<(), Error>>),
     Recv(mpsc::Sender<Option<Result<Message, Error>>>),
     Close(CloseCode, String, mpsc::Sender<Result<(), Error>>),
@@ -153,6 +154,14 @@ impl Socket {
     pub fn start_send(&mut self, msg: impl Into<Message>) -> Pending<Result<(), Error>> {
         let msg = msg.into();
         self.start("send", |r| Cmd::Send(msg, r))
+    }
+
+    /// Sends a message with the adapter's `send_uncompressed` (no
+    /// permessage-deflate for this message).
+    pub fn send_uncompressed(&mut self, msg: impl Into<Message>) -> Result<(), Error> {
+        let msg = msg.into();
+        self.start("send_uncompressed", |r| Cmd::SendUncompressed(msg, r))
+            .wait()
     }
 
     /// Queues a message with the adapter's `feed`, without writing it.

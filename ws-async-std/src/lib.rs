@@ -449,11 +449,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
     }
 
     fn queue(&mut self, msg: Message) -> Result<(), Error> {
+        self.queue_with(msg, true)
+    }
+
+    fn queue_with(&mut self, msg: Message, compress: bool) -> Result<(), Error> {
         if let Some(e) = &self.io_error {
             return Err(e.clone());
         }
         let now = self.now();
-        self.conn.send(now, msg)?;
+        self.conn.send_with(now, msg, compress)?;
         Ok(())
     }
 
@@ -531,6 +535,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// answers to one read in one write).
     pub fn feed(&mut self, msg: impl Into<Message>) -> Result<(), Error> {
         self.inner.queue(msg.into())
+    }
+
+    /// [`send`](Self::send) without compression: the message goes out
+    /// uncompressed even when permessage-deflate is negotiated (Node's
+    /// `ws.send(data, { compress: false })`), for data that is already
+    /// compressed or too small to gain. Cancel safe like `send`.
+    pub async fn send_uncompressed(&mut self, msg: impl Into<Message>) -> Result<(), Error> {
+        self.inner.queue_with(msg.into(), false)?;
+        self.flush().await
+    }
+
+    /// [`feed`](Self::feed) without compression, like
+    /// [`send_uncompressed`](Self::send_uncompressed).
+    pub fn feed_uncompressed(&mut self, msg: impl Into<Message>) -> Result<(), Error> {
+        self.inner.queue_with(msg.into(), false)
     }
 
     /// Writes everything queued. Cancel safe: what was not written stays
@@ -687,6 +706,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketWriter<S> {
     /// Queues a message without flushing; see [`WebSocket::feed`].
     pub fn feed(&mut self, msg: impl Into<Message>) -> Result<(), Error> {
         lock(&self.shared).queue(msg.into())
+    }
+
+    /// Sends a message uncompressed; see [`WebSocket::send_uncompressed`].
+    pub async fn send_uncompressed(&mut self, msg: impl Into<Message>) -> Result<(), Error> {
+        lock(&self.shared).queue_with(msg.into(), false)?;
+        self.flush().await
     }
 
     /// Writes everything queued. Cancel safe: what was not written stays

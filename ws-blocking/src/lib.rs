@@ -294,10 +294,14 @@ impl Core {
     }
 
     fn queue(&mut self, msg: Message) -> Result<(), Error> {
+        self.queue_with(msg, true)
+    }
+
+    fn queue_with(&mut self, msg: Message, compress: bool) -> Result<(), Error> {
         if let Some(e) = &self.io_error {
             return Err(e.clone());
         }
-        self.conn.send(Instant::now(), msg)?;
+        self.conn.send_with(Instant::now(), msg, compress)?;
         Ok(())
     }
 }
@@ -425,6 +429,21 @@ impl<S: Read + Write + Transport> WebSocket<S> {
     /// answers to one read in one write).
     pub fn feed(&mut self, msg: impl Into<Message>) -> Result<(), Error> {
         self.core.queue(msg.into())
+    }
+
+    /// [`send`](Self::send) without compression: the message goes out
+    /// uncompressed even when permessage-deflate is negotiated (Node's
+    /// `ws.send(data, { compress: false })`), for data that is already
+    /// compressed or too small to gain.
+    pub fn send_uncompressed(&mut self, msg: impl Into<Message>) -> Result<(), Error> {
+        self.core.queue_with(msg.into(), false)?;
+        self.flush()
+    }
+
+    /// [`feed`](Self::feed) without compression, like
+    /// [`send_uncompressed`](Self::send_uncompressed).
+    pub fn feed_uncompressed(&mut self, msg: impl Into<Message>) -> Result<(), Error> {
+        self.core.queue_with(msg.into(), false)
     }
 
     /// Writes everything queued.

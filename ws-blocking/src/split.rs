@@ -314,6 +314,12 @@ where
         self.shared.core().queue(msg.into())
     }
 
+    /// Sends a message uncompressed; see [`WebSocket::send_uncompressed`].
+    pub fn send_uncompressed(&mut self, msg: impl Into<Message>) -> Result<(), Error> {
+        let msg = msg.into();
+        self.shared.write_out(|c| c.queue_with(msg, false))
+    }
+
     /// Writes everything queued.
     pub fn flush(&mut self) -> Result<(), Error> {
         self.shared.write_out(|_| Ok(()))

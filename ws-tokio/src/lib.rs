@@ -281,10 +281,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
     }
 
     fn queue(&mut self, msg: Message) -> Result<(), Error> {
+        self.queue_with(msg, true)
+    }
+
+    fn queue_with(&mut self, msg: Message, compress: bool) -> Result<(), Error> {
         if let Some(e) = &self.io_error {
             return Err(e.clone());
         }
-        self.conn.send(now(), msg)?;
+        self.conn.send_with(now(), msg, compress)?;
         Ok(())
     }
 }
@@ -336,6 +340,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// answers to one read in one write).
     pub fn feed(&mut self, msg: impl Into<Message>) -> Result<(), Error> {
         self.inner.queue(msg.into())
+    }
+
+    /// [`send`](Self::send) without compression: the message goes out
+    /// uncompressed even when permessage-deflate is negotiated (Node's
+    /// `ws.send(data, { compress: false })`), for data that is already
+    /// compressed or too small to gain. Cancel safe like `send`.
+    pub async fn send_uncompressed(&mut self, msg: impl Into<Message>) -> Result<(), Error> {
+        self.inner.queue_with(msg.into(), false)?;
+        self.flush().await
+    }
+
+    /// [`feed`](Self::feed) without compression, like
+    /// [`send_uncompressed`](Self::send_uncompressed).
+    pub fn feed_uncompressed(&mut self, msg: impl Into<Message>) -> Result<(), Error> {
+        self.inner.queue_with(msg.into(), false)
     }
 
     /// Writes everything queued.
@@ -477,6 +496,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketWriter<S> {
     /// Sends a message and waits until the socket has taken it.
     pub async fn send(&mut self, msg: impl Into<Message>) -> Result<(), Error> {
         lock(&self.shared).queue(msg.into())?;
+        self.flush().await
+    }
+
+    /// Sends a message uncompressed; see [`WebSocket::send_uncompressed`].
+    pub async fn send_uncompressed(&mut self, msg: impl Into<Message>) -> Result<(), Error> {
+        lock(&self.shared).queue_with(msg.into(), false)?;
         self.flush().await
     }
 

@@ -7,6 +7,7 @@
 
 mod backpressure;
 mod closing;
+mod compression;
 mod echo;
 mod frames;
 mod handshake;
