@@ -141,6 +141,7 @@ mod mask;
 mod message;
 mod out;
 mod rng;
+pub mod server;
 mod utf8;
 
 pub use bytes::Bytes;
