@@ -19,6 +19,30 @@ use std::time::Duration;
 /// | `close_timeout` | 10 s | the transport is shut without waiting longer |
 /// | `auto_pong` | on | pings are answered automatically (and still reported) |
 /// | `deflate` | off | permessage-deflate (RFC 7692) offered (client) or accepted (server); settings and defaults in [`DeflateConfig`] |
+/// | `ping_interval` | off | a ping is sent after this long without receiving anything, and again every interval while the silence lasts |
+/// | `idle_timeout` | off | nothing received for this long: the connection fails at once, without a close handshake ([`Ending::IdleTimeout`](crate::Ending::IdleTimeout), reported as 1006) |
+/// | `max_send_buffer` | 16 MiB | a send is refused with [`UsageError::SendBufferFull`](crate::UsageError::SendBufferFull) when the queue is not empty and would grow past it |
+/// | `send_buffer_policy` | `Wait` | what an adapter's `send` does then: wait for the socket to drain, or return the error ([`SendBufferPolicy`]) |
+///
+/// # Heartbeat
+///
+/// `ping_interval` and `idle_timeout` together are the heartbeat that
+/// `ws`'s README leaves to a recipe: a server with
+/// `ping_interval(Some(30 s))` and `idle_timeout(Some(60 s))` pings a
+/// client that was silent for 30 s, and drops it when nothing, not even
+/// the pong, arrived in the 60 s since the last thing received from it. Any bytes received count as
+/// a sign of life (a busy connection sends no pings), so this is also
+/// Python `websockets`' `ping_interval` / `ping_timeout` with
+/// `idle_timeout = ping_interval + ping_timeout`. A client that only
+/// watches the server's pings (the "heartbeat watchdog" of `ws`'s README)
+/// sets `idle_timeout` alone. Both run only while the connection is open;
+/// once closing, `close_timeout` bounds what is left. Choose
+/// `idle_timeout` larger than `ping_interval`, or the ping never gets a
+/// chance to be answered.
+///
+/// A dead peer reads nothing, so the idle timeout neither sends a close
+/// frame nor waits for one: like `ws`'s `terminate()`, what was queued is
+/// discarded and the transport is shut and dropped.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Config {
@@ -44,6 +68,36 @@ pub struct Config {
     /// an offer, with these settings. `max_message_size` limits the
     /// inflated size of compressed messages.
     pub deflate: Option<DeflateConfig>,
+    /// Send a ping after this long without receiving anything, and again
+    /// every interval while nothing arrives. `None` (the default): never.
+    pub ping_interval: Option<Duration>,
+    /// Fail the connection when nothing was received for this long (while
+    /// it is open). `None` (the default): no limit.
+    pub idle_timeout: Option<Duration>,
+    /// The most bytes the send queue may hold once a message is accepted
+    /// (see [`Connection::would_block`](crate::Connection::would_block)): a
+    /// message is always accepted into an empty queue, whatever its size.
+    pub max_send_buffer: usize,
+    /// What an adapter's `send` does when the queue is over
+    /// `max_send_buffer`.
+    pub send_buffer_policy: SendBufferPolicy,
+}
+
+/// What an adapter's `send` does when [`Config::max_send_buffer`] would be
+/// exceeded (the core itself always refuses such a send with
+/// [`UsageError::SendBufferFull`](crate::UsageError::SendBufferFull) and
+/// leaves the state unchanged).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum SendBufferPolicy {
+    /// Wait until the socket took enough of the queue, then send: nothing
+    /// a caller sent is lost, and a slow reader slows the sender down. The
+    /// default. Calls that cannot wait (`feed`) return the error.
+    #[default]
+    Wait,
+    /// Return [`UsageError::SendBufferFull`](crate::UsageError::SendBufferFull)
+    /// at once; the message is not queued and the connection goes on.
+    Fail,
 }
 
 impl Default for Config {
@@ -58,6 +112,10 @@ impl Default for Config {
             close_timeout: Duration::from_secs(10),
             auto_pong: true,
             deflate: None,
+            ping_interval: None,
+            idle_timeout: None,
+            max_send_buffer: 16 << 20,
+            send_buffer_policy: SendBufferPolicy::Wait,
         }
     }
 }
@@ -106,6 +164,26 @@ impl Config {
     /// Sets [`Config::deflate`].
     pub fn deflate(mut self, v: Option<DeflateConfig>) -> Self {
         self.deflate = v;
+        self
+    }
+    /// Sets [`Config::ping_interval`].
+    pub fn ping_interval(mut self, v: Option<Duration>) -> Self {
+        self.ping_interval = v;
+        self
+    }
+    /// Sets [`Config::idle_timeout`].
+    pub fn idle_timeout(mut self, v: Option<Duration>) -> Self {
+        self.idle_timeout = v;
+        self
+    }
+    /// Sets [`Config::max_send_buffer`].
+    pub fn max_send_buffer(mut self, v: usize) -> Self {
+        self.max_send_buffer = v;
+        self
+    }
+    /// Sets [`Config::send_buffer_policy`].
+    pub fn send_buffer_policy(mut self, v: SendBufferPolicy) -> Self {
+        self.send_buffer_policy = v;
         self
     }
 }

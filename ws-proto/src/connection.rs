@@ -8,6 +8,7 @@ use crate::frame::{FrameHeader, OpCode, MAX_HEADER_LEN};
 use crate::mask::apply_mask;
 use crate::message::{Message, Utf8Bytes};
 use crate::out::OutQueue;
+use crate::prepared::{PreparedFrame, PreparedMessage};
 use crate::rng::Rng;
 use crate::utf8::Utf8Stream;
 use bytes::{Bytes, BytesMut};
@@ -75,6 +76,10 @@ pub enum Ending {
     Abnormal,
     /// The peer did not finish the close handshake within the close timeout.
     Timeout,
+    /// Nothing was received within [`Config::idle_timeout`]: the transport
+    /// was dropped without a close handshake (what was queued was
+    /// discarded; the code reported is 1006).
+    IdleTimeout,
 }
 
 impl CloseInfo {
@@ -121,6 +126,7 @@ impl fmt::Display for CloseInfo {
             Ending::Protocol(e) => write!(f, "failed: {e}")?,
             Ending::Abnormal => f.write_str("transport closed without a close handshake")?,
             Ending::Timeout => f.write_str("close handshake timed out")?,
+            Ending::IdleTimeout => f.write_str("nothing received within the idle timeout")?,
         }
         if let Some(r) = &self.received {
             write!(f, "; received {r}")?;
@@ -160,12 +166,17 @@ pub enum Transmit {
     Shutdown,
 }
 
-/// Timers of the connection; the table is ready for keepalive and idle timers.
+/// Timers of the connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Timer {
+    /// The closing handshake and the transport close after it.
     Close = 0,
+    /// [`Config::ping_interval`]: the next heartbeat ping.
+    Ping = 1,
+    /// [`Config::idle_timeout`]: the peer counts as gone.
+    Idle = 2,
 }
-const TIMERS: usize = 1;
+const TIMERS: usize = 3;
 
 /// An action waiting for the event queue to drain.
 #[derive(Debug, Clone)]
@@ -282,6 +293,8 @@ pub struct Connection {
     remote_initiated: bool,
     failure: Option<ProtocolError>,
     timed_out: bool,
+    /// Nothing was received within `idle_timeout`.
+    idle_expired: bool,
     /// A close frame or failure that arrived behind undelivered messages:
     /// it takes effect once the application has drained them, so that it
     /// can still answer them (and nothing it was given is cut off).
@@ -334,6 +347,7 @@ impl Connection {
             remote_initiated: false,
             failure: None,
             timed_out: false,
+            idle_expired: false,
             deferred: None,
             events: VecDeque::new(),
             timers: [None; TIMERS],
@@ -392,6 +406,25 @@ impl Connection {
         self.out.len() + self.pending_pong.as_ref().map_or(0, |p| p.len() + 2 + mask)
     }
 
+    /// Whether a message of `len` payload bytes would be refused with
+    /// [`UsageError::SendBufferFull`] now: something is queued and the
+    /// queue would grow past [`Config::max_send_buffer`]. A message is
+    /// always accepted into an empty queue. An adapter whose policy is
+    /// [`SendBufferPolicy::Wait`](crate::SendBufferPolicy::Wait) writes
+    /// until this is false before sending.
+    pub fn would_block(&self, len: usize) -> bool {
+        let queued = self.buffered_amount();
+        queued != 0 && queued.saturating_add(len) > self.config.max_send_buffer
+    }
+
+    /// How many more bytes the send queue takes before
+    /// [`Config::max_send_buffer`] is reached.
+    pub fn send_capacity(&self) -> usize {
+        self.config
+            .max_send_buffer
+            .saturating_sub(self.buffered_amount())
+    }
+
     /// Whether `poll_transmit` has something to hand out.
     pub fn wants_transmit(&self) -> bool {
         !self.out.is_empty() || self.pending_pong.is_some() || self.shutdown == Shutdown::Wanted
@@ -404,9 +437,27 @@ impl Connection {
 
     // ----- inputs -----
 
+    /// Starts the heartbeat timers ([`Config::ping_interval`],
+    /// [`Config::idle_timeout`]) at `now`, if they are configured and not
+    /// running yet. The handshake objects call it; after building a
+    /// connection with [`Connection::server`] or [`Connection::client`],
+    /// call it once the connection is established (otherwise the timers
+    /// start with the first input).
+    pub fn start(&mut self, now: Instant) {
+        if self.timers[Timer::Ping as usize].is_none()
+            && self.timers[Timer::Idle as usize].is_none()
+        {
+            self.touch(now);
+        }
+    }
+
     /// Feeds bytes read from the transport. Partial frames are buffered
     /// (bounded by the configured limits); complete messages become events.
+    /// Any bytes count as a sign of life for the heartbeat.
     pub fn handle_input(&mut self, now: Instant, mut data: &[u8]) {
+        if self.state == State::Open && !data.is_empty() {
+            self.touch(now);
+        }
         while !data.is_empty() && self.reading {
             match self.frame {
                 None => {
@@ -439,7 +490,21 @@ impl Connection {
     }
 
     /// Reports that the deadline from [`Connection::poll_timeout`] passed.
+    /// Fires every timer that is due: the close timeout, a heartbeat ping,
+    /// the idle timeout.
     pub fn handle_timeout(&mut self, now: Instant) {
+        if self.state == State::Open {
+            if self.due(Timer::Idle, now) && self.deferred.is_none() {
+                self.expire_idle();
+                return;
+            }
+            if self.due(Timer::Ping, now) {
+                // RFC 6455 §5.5.2: a ping may serve as a keepalive. It is
+                // not counted against `max_send_buffer` (2 bytes).
+                self.queue_frame(OpCode::Ping, true, Bytes::new());
+                self.timers[Timer::Ping as usize] = self.config.ping_interval.map(|d| now + d);
+            }
+        }
         if let Some(t) = self.timers[Timer::Close as usize] {
             if now >= t {
                 self.timers[Timer::Close as usize] = None;
@@ -487,12 +552,12 @@ impl Connection {
     ) -> Result<(), UsageError> {
         match msg {
             Message::Text(t) => {
-                self.check_whole_message()?;
+                self.check_whole_message(t.len())?;
                 self.queue_message(OpCode::Text, t.into_bytes(), compress);
                 Ok(())
             }
             Message::Binary(b) => {
-                self.check_whole_message()?;
+                self.check_whole_message(b.len())?;
                 self.queue_message(OpCode::Binary, b, compress);
                 Ok(())
             }
@@ -504,15 +569,53 @@ impl Connection {
     /// compressed when at least [`DeflateConfig::threshold`](crate::DeflateConfig::threshold)
     /// bytes long.
     pub fn send_text(&mut self, text: impl Into<Utf8Bytes>) -> Result<(), UsageError> {
-        self.check_whole_message()?;
-        self.queue_message(OpCode::Text, text.into().into_bytes(), true);
+        let text = text.into();
+        self.check_whole_message(text.len())?;
+        self.queue_message(OpCode::Text, text.into_bytes(), true);
         Ok(())
     }
 
     /// Queues a binary message; compressed like [`send_text`](Self::send_text).
     pub fn send_binary(&mut self, data: impl Into<Bytes>) -> Result<(), UsageError> {
-        self.check_whole_message()?;
-        self.queue_message(OpCode::Binary, data.into(), true);
+        let data = data.into();
+        self.check_whole_message(data.len())?;
+        self.queue_message(OpCode::Binary, data, true);
+        Ok(())
+    }
+
+    /// Queues a [`PreparedMessage`] (a broadcast): the frame built once is
+    /// shared, not encoded again. With permessage-deflate negotiated and a
+    /// compressed form prepared for a window this connection allows, those
+    /// bytes are sent (and our compressor forgets its history); with a
+    /// smaller negotiated window the message is compressed here; without
+    /// permessage-deflate, or if the message was prepared without
+    /// compression, it goes uncompressed.
+    ///
+    /// Only a server can send prepared messages ([`UsageError::ServerOnly`]
+    /// for a client, whose frames must each be masked with a fresh key).
+    pub fn send_prepared(&mut self, msg: &PreparedMessage) -> Result<(), UsageError> {
+        if self.role != Role::Server {
+            return Err(UsageError::ServerOnly);
+        }
+        self.check_whole_message(msg.payload().len())?;
+        match self.deflate.as_mut() {
+            Some(d) if msg.is_compressed() => {
+                match msg.compressed_for(d.params.local_max_window_bits) {
+                    Some(f) => {
+                        d.reset_compressor();
+                        self.queue_prepared(f);
+                    }
+                    None => {
+                        let opcode = match msg.kind() {
+                            DataKind::Text => OpCode::Text,
+                            DataKind::Binary => OpCode::Binary,
+                        };
+                        self.queue_message(opcode, msg.payload().clone(), true);
+                    }
+                }
+            }
+            _ => self.queue_prepared(msg.plain()),
+        }
         Ok(())
     }
 
@@ -526,8 +629,8 @@ impl Connection {
         data: impl Into<Bytes>,
         compress: bool,
     ) -> Result<(), UsageError> {
-        self.check_whole_message()?;
         let data = data.into();
+        self.check_whole_message(data.len())?;
         let opcode = match kind {
             DataKind::Text => {
                 if simdutf8::basic::from_utf8(&data).is_err() {
@@ -581,6 +684,9 @@ impl Connection {
                 DataKind::Binary => OpCode::Binary,
             },
         };
+        if self.would_block(data.len()) {
+            return Err(UsageError::SendBufferFull);
+        }
         if kind == DataKind::Text {
             let mut v = self.send_utf8.clone();
             if !v.feed(&data) || (fin && !v.is_complete()) {
@@ -641,6 +747,7 @@ impl Connection {
         }
         self.send_close_frame(CloseFrame::new(code, reason));
         self.state = State::LocalClosing;
+        self.stop_heartbeat();
         self.arm(Timer::Close, now + self.config.close_timeout);
         Ok(())
     }
@@ -1001,6 +1108,7 @@ impl Connection {
     /// the transport. RFC 6455 §7.1.1: the server closes TCP first; the
     /// client waits for it, and closes after the close timeout.
     fn close_transport(&mut self, now: Instant) {
+        self.stop_heartbeat();
         let server_first = self.role == Role::Server || self.failure.is_some();
         if server_first && self.shutdown == Shutdown::No {
             self.shutdown = Shutdown::Wanted;
@@ -1059,6 +1167,8 @@ impl Connection {
             Ending::Clean
         } else if self.timed_out {
             Ending::Timeout
+        } else if self.idle_expired {
+            Ending::IdleTimeout
         } else {
             Ending::Abnormal
         };
@@ -1085,12 +1195,15 @@ impl Connection {
 
     // ----- internals: output -----
 
-    fn check_whole_message(&self) -> Result<(), UsageError> {
+    fn check_whole_message(&self, len: usize) -> Result<(), UsageError> {
         if self.state != State::Open {
             return Err(UsageError::Closed);
         }
         if self.sending.is_some() {
             return Err(UsageError::FragmentedMessageInProgress);
+        }
+        if self.would_block(len) {
+            return Err(UsageError::SendBufferFull);
         }
         Ok(())
     }
@@ -1101,6 +1214,9 @@ impl Connection {
         }
         if data.len() > 125 {
             return Err(UsageError::ControlPayloadTooLong);
+        }
+        if self.would_block(data.len()) {
+            return Err(UsageError::SendBufferFull);
         }
         self.queue_frame(op, true, data);
         Ok(())
@@ -1171,5 +1287,50 @@ impl Connection {
 
     fn arm(&mut self, t: Timer, at: Instant) {
         self.timers[t as usize] = Some(at);
+    }
+
+    /// Whether timer `t` is armed and due at `now`.
+    fn due(&self, t: Timer, now: Instant) -> bool {
+        self.timers[t as usize].is_some_and(|at| now >= at)
+    }
+
+    /// Something arrived: the heartbeat timers start over.
+    fn touch(&mut self, now: Instant) {
+        if let Some(d) = self.config.ping_interval {
+            self.arm(Timer::Ping, now + d);
+        }
+        if let Some(d) = self.config.idle_timeout {
+            self.arm(Timer::Idle, now + d);
+        }
+    }
+
+    /// The heartbeat runs only while the connection is open; once closing,
+    /// the close timer bounds what is left.
+    fn stop_heartbeat(&mut self) {
+        self.timers[Timer::Ping as usize] = None;
+        self.timers[Timer::Idle as usize] = None;
+    }
+
+    /// Nothing arrived within `idle_timeout`: the peer counts as gone. It
+    /// reads nothing, so nothing more is written (what was queued is
+    /// dropped) and no close handshake is waited for: the write half is
+    /// shut and the connection ends now.
+    fn expire_idle(&mut self) {
+        self.idle_expired = true;
+        self.reading = false;
+        self.frame = None;
+        self.msg = None;
+        self.pending_pong = None;
+        self.out = OutQueue::default();
+        if self.shutdown == Shutdown::No {
+            self.shutdown = Shutdown::Wanted;
+        }
+        self.finish();
+    }
+
+    /// Queues a prepared frame: header by copy, payload shared.
+    fn queue_prepared(&mut self, f: &PreparedFrame) {
+        self.out.extend(f.header());
+        self.out.push(f.payload.clone());
     }
 }

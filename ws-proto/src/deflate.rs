@@ -746,6 +746,30 @@ impl Deflate {
         }
         Bytes::from(out)
     }
+
+    /// Forgets our compressor's history (keeping its memory): a message
+    /// compressed elsewhere went out, so the peer's window now holds text
+    /// our compressor never saw, and no later message may refer back
+    /// across it.
+    pub(crate) fn reset_compressor(&mut self) {
+        if let Some(d) = &mut self.deflater {
+            d.c.reset();
+        }
+    }
+}
+
+/// Compresses one whole message with a fresh compressor (an empty
+/// history) and strips the tail (RFC 7692 §7.2.1): a payload any peer that
+/// negotiated a window of at least `window_bits` can inflate, whatever it
+/// received before.
+pub(crate) fn compress_standalone(level: u8, window_bits: u8, input: &[u8]) -> Bytes {
+    let mut def = Deflater::new(level, window_bits.clamp(8, 15));
+    let mut out = Vec::with_capacity(input.len() / 2 + 16);
+    def.compress(input, &mut out);
+    if out.ends_with(&TAIL) {
+        out.truncate(out.len() - TAIL.len());
+    }
+    Bytes::from(out)
 }
 
 #[cfg(test)]

@@ -115,6 +115,14 @@ pub enum UsageError {
     HandshakeIncomplete,
     /// A subprotocol the client did not offer was chosen.
     ProtocolNotOffered,
+    /// The send queue holds more than [`Config::max_send_buffer`](crate::Config::max_send_buffer)
+    /// would allow with this message; nothing was queued. Write what is
+    /// queued (or wait for it to drain) and try again.
+    SendBufferFull,
+    /// A [`PreparedMessage`](crate::PreparedMessage) holds an unmasked
+    /// server frame: only a server-side connection can send it (a client
+    /// must mask every frame with a fresh key).
+    ServerOnly,
 }
 
 impl fmt::Display for UsageError {
@@ -132,6 +140,8 @@ impl fmt::Display for UsageError {
             InvalidRequest => f.write_str("invalid client request"),
             HandshakeIncomplete => f.write_str("the handshake has not completed"),
             ProtocolNotOffered => f.write_str("the client did not offer that subprotocol"),
+            SendBufferFull => f.write_str("the send buffer is full"),
+            ServerOnly => f.write_str("prepared messages can only be sent by a server"),
         }
     }
 }

@@ -390,6 +390,7 @@ impl ClientHandshake {
         if let Some(p) = self.deflate {
             conn = conn.with_deflate(p);
         }
+        conn.start(now);
         conn.handle_input(now, &self.buf[end..]);
         Ok((response, conn))
     }
@@ -656,6 +657,7 @@ impl ServerHandshake {
             conn = conn.with_deflate(p);
         }
         conn.queue_raw(&out);
+        conn.start(now);
         conn.handle_input(now, &self.buf[self.head_end..]);
         Ok(conn)
     }

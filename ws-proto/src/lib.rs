@@ -140,13 +140,14 @@ mod handshake;
 mod mask;
 mod message;
 mod out;
+mod prepared;
 mod rng;
 pub mod server;
 mod utf8;
 
 pub use bytes::Bytes;
 pub use close::{CloseCode, CloseFrame};
-pub use config::Config;
+pub use config::{Config, SendBufferPolicy};
 pub use connection::{CloseInfo, Connection, DataKind, Ending, Event, Role, State, Transmit};
 pub use decide::{Accept, Reject};
 pub use deflate::{DeflateConfig, DeflateParams};
@@ -156,4 +157,5 @@ pub use handshake::{accept_key, ClientHandshake, ServerHandshake, SUPPORTED_VERS
 pub use http;
 pub use mask::apply_mask;
 pub use message::{Message, Utf8Bytes};
+pub use prepared::PreparedMessage;
 pub use rng::Rng;
