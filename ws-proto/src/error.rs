@@ -115,6 +115,9 @@ pub enum UsageError {
     HandshakeIncomplete,
     /// A subprotocol the client did not offer was chosen.
     ProtocolNotOffered,
+    /// A URL (of a WebSocket server or of a proxy) that cannot be used; the
+    /// text says why.
+    InvalidUrl(&'static str),
     /// The send queue holds more than [`Config::max_send_buffer`](crate::Config::max_send_buffer)
     /// would allow with this message; nothing was queued. Write what is
     /// queued (or wait for it to drain) and try again.
@@ -140,6 +143,7 @@ impl fmt::Display for UsageError {
             InvalidRequest => f.write_str("invalid client request"),
             HandshakeIncomplete => f.write_str("the handshake has not completed"),
             ProtocolNotOffered => f.write_str("the client did not offer that subprotocol"),
+            InvalidUrl(why) => write!(f, "invalid URL: {why}"),
             SendBufferFull => f.write_str("the send buffer is full"),
             ServerOnly => f.write_str("prepared messages can only be sent by a server"),
         }
@@ -180,6 +184,13 @@ pub enum HandshakeError {
     Eof,
     /// The server rejected the request (the response was written).
     Rejected(u16),
+    /// More redirects than the client's `max_redirects` (the number).
+    TooManyRedirects(usize),
+    /// A redirect whose `Location` cannot be followed; the text says why.
+    BadRedirect(String),
+    /// The proxy did not open the tunnel (an HTTP CONNECT status other than
+    /// 2xx, a SOCKS5 failure reply, a malformed answer); the text says why.
+    Proxy(String),
 }
 
 impl fmt::Display for HandshakeError {
@@ -196,6 +207,9 @@ impl fmt::Display for HandshakeError {
             Timeout => f.write_str("handshake timed out"),
             Eof => f.write_str("connection closed during the handshake"),
             Rejected(s) => write!(f, "request rejected with status {s}"),
+            TooManyRedirects(n) => write!(f, "more than {n} redirects"),
+            BadRedirect(s) => write!(f, "bad redirect: {s}"),
+            Proxy(s) => write!(f, "proxy: {s}"),
         }
     }
 }

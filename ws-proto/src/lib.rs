@@ -129,6 +129,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod client;
 mod close;
 mod config;
 mod connection;
@@ -141,11 +142,16 @@ mod mask;
 mod message;
 mod out;
 mod prepared;
+mod proxy;
 mod rng;
 pub mod server;
 mod utf8;
 
 pub use bytes::Bytes;
+pub use client::{
+    extend_unexpected_body, is_transient, unexpected_body_remaining, Backoff, ClientOptions,
+    ClientPlan, ClientUrl, Redirect, RedirectHook,
+};
 pub use close::{CloseCode, CloseFrame};
 pub use config::{Config, SendBufferPolicy};
 pub use connection::{CloseInfo, Connection, DataKind, Ending, Event, Role, State, Transmit};
@@ -158,4 +164,8 @@ pub use http;
 pub use mask::apply_mask;
 pub use message::{Message, Utf8Bytes};
 pub use prepared::PreparedMessage;
+pub use proxy::{
+    no_proxy_matches, proxy_env_names, proxy_from_env, Proxy, ProxyHandshake, ProxyProtocol,
+    ProxySetting,
+};
 pub use rng::Rng;
