@@ -185,6 +185,8 @@ macro_rules! runtime_api {
 pub mod async_std;
 #[cfg(feature = "smol")]
 pub mod smol;
+#[cfg(feature = "rustls")]
+pub mod tls;
 
 /// Unwritten bytes above which `recv` stops reading until the socket drains.
 const READ_PAUSE: usize = 1 << 20;

@@ -69,7 +69,10 @@ pub fn connect_with(
 }
 
 /// Tries each address in turn until one connects or the deadline passes.
-fn tcp_connect(addr: impl ToSocketAddrs, deadline: Option<Instant>) -> Result<TcpStream, Error> {
+pub(crate) fn tcp_connect(
+    addr: impl ToSocketAddrs,
+    deadline: Option<Instant>,
+) -> Result<TcpStream, Error> {
     let mut last = None;
     for a in addr.to_socket_addrs()? {
         let res = match deadline {

@@ -82,6 +82,8 @@ pub use ws_proto::{
 
 mod handshake;
 mod split;
+#[cfg(feature = "rustls")]
+pub mod tls;
 
 pub use handshake::{
     accept, accept_prefixed, accept_tcp, accept_with, client_handshake, connect, connect_with,

@@ -40,6 +40,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Sleep;
 use ws_proto::{ClientHandshake, Connection, Event, ServerHandshake, Transmit};
 
+#[cfg(feature = "rustls")]
+pub mod tls;
+
 pub use ws_proto::{
     http, Accept, CloseCode, CloseFrame, CloseInfo, Config, DeflateConfig, Error, HandshakeError,
     Message, ProtocolError, Reject, Role, UsageError, Utf8Bytes,

@@ -1,0 +1,438 @@
+//! wss:// between our client and our server on 127.0.0.1, with a test CA
+//! and certificates generated at test time (rcgen).
+
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use ws_tokio::tls::{self, rustls, ClientTls, RootCertStore, ServerTls};
+use ws_tokio::{Config, Error, HandshakeError, Message};
+
+/// A test CA and certificates it issued.
+struct Pki {
+    ca_cert: rcgen::Certificate,
+    ca_key: rcgen::KeyPair,
+}
+
+struct Issued {
+    cert: rustls::pki_types::CertificateDer<'static>,
+    key: rustls::pki_types::PrivateKeyDer<'static>,
+}
+
+impl Pki {
+    fn new() -> Pki {
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "ws-rs test CA");
+        let ca_cert = params.self_signed(&ca_key).unwrap();
+        Pki { ca_cert, ca_key }
+    }
+
+    fn issue(&self, names: &[&str], client: bool) -> Issued {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params =
+            rcgen::CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+                .unwrap();
+        params.extended_key_usages = vec![if client {
+            rcgen::ExtendedKeyUsagePurpose::ClientAuth
+        } else {
+            rcgen::ExtendedKeyUsagePurpose::ServerAuth
+        }];
+        let cert = params.signed_by(&key, &self.ca_cert, &self.ca_key).unwrap();
+        Issued {
+            cert: cert.der().clone(),
+            key: rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap(),
+        }
+    }
+
+    fn roots(&self) -> RootCertStore {
+        let mut roots = RootCertStore::empty();
+        roots.add(self.ca_cert.der().clone()).unwrap();
+        roots
+    }
+
+    fn client(&self) -> ClientTls {
+        ClientTls::new()
+            .without_webpki_roots()
+            .add_root(self.ca_cert.der().clone())
+    }
+}
+
+fn server_tls(id: Issued) -> ServerTls {
+    ServerTls::new(vec![id.cert], id.key)
+}
+
+/// What the server saw on one connection.
+#[derive(Debug)]
+struct Seen {
+    sni: Option<String>,
+    alpn: Option<Vec<u8>>,
+    client_cert: bool,
+}
+
+/// An echo server for `n` connections; each accept's outcome goes to the
+/// returned channel.
+async fn serve(
+    config: Arc<rustls::ServerConfig>,
+    n: usize,
+) -> (u16, mpsc::UnboundedReceiver<Result<Seen, Error>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let acceptor = tls::TlsAcceptor::from(config);
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        for _ in 0..n {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let cfg = Config::default().handshake_timeout(Some(Duration::from_secs(5)));
+            match tls::accept_with(tcp, &acceptor, cfg, |_| Ok(ws_tokio::Accept::new())).await {
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                }
+                Ok(mut ws) => {
+                    let (_, session) = ws.get_ref().get_ref();
+                    let seen = Seen {
+                        sni: session.server_name().map(str::to_string),
+                        alpn: session.alpn_protocol().map(<[u8]>::to_vec),
+                        client_cert: session.peer_certificates().is_some(),
+                    };
+                    let _ = tx.send(Ok(seen));
+                    tokio::spawn(async move {
+                        while let Some(Ok(m)) = ws.recv().await {
+                            if m.is_data() && ws.send(m).await.is_err() {
+                                break;
+                            }
+                        }
+                    });
+                }
+            }
+        }
+    });
+    (port, rx)
+}
+
+fn request(url: &str) -> ws_tokio::http::Request<()> {
+    ws_tokio::http::Request::get(url).body(()).unwrap()
+}
+
+fn config() -> Config {
+    Config::default().handshake_timeout(Some(Duration::from_secs(5)))
+}
+
+async fn echo_round_trip<S>(ws: &mut ws_tokio::WebSocket<S>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    ws.send(Message::text("hello over tls")).await.unwrap();
+    assert_eq!(
+        ws.recv().await.unwrap().unwrap(),
+        Message::text("hello over tls")
+    );
+    let big: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    ws.send(Message::binary(big.clone())).await.unwrap();
+    assert_eq!(ws.recv().await.unwrap().unwrap(), Message::binary(big));
+    ws.close(ws_tokio::CloseCode::NORMAL, "bye").await.unwrap();
+    while let Some(m) = ws.recv().await {
+        match m {
+            Ok(Message::Close(_)) => {}
+            other => panic!("after close: {other:?}"),
+        }
+    }
+    let info = ws.close_info().expect("closed").clone();
+    assert!(info.into_result(None).is_ok(), "clean close");
+}
+
+fn tls_cause(e: &Error) -> rustls::Error {
+    tls::tls_error(e)
+        .unwrap_or_else(|| panic!("expected a TLS error, got {e:?}"))
+        .clone()
+}
+
+#[tokio::test]
+async fn echo_text_and_binary_by_host_name() {
+    let pki = Pki::new();
+    let cfg = server_tls(pki.issue(&["localhost"], false))
+        .build()
+        .unwrap();
+    let (port, mut seen) = serve(cfg, 1).await;
+    let client = pki.client().build().unwrap();
+    let (mut ws, resp) = tls::connect_with(
+        request(&format!("wss://localhost:{port}/chat")),
+        config(),
+        client,
+    )
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), 101);
+    let seen = seen.recv().await.unwrap().unwrap();
+    assert_eq!(
+        seen.sni.as_deref(),
+        Some("localhost"),
+        "SNI from the URL host"
+    );
+    assert_eq!(seen.alpn.as_deref(), Some(&b"http/1.1"[..]));
+    assert!(!seen.client_cert);
+    let (_, client_session) = ws.get_ref().get_ref();
+    assert_eq!(client_session.alpn_protocol(), Some(&b"http/1.1"[..]));
+    echo_round_trip(&mut ws).await;
+}
+
+#[tokio::test]
+async fn ip_literal_checked_against_ip_san_and_no_sni() {
+    let pki = Pki::new();
+    let cfg = server_tls(pki.issue(&["localhost", "127.0.0.1"], false))
+        .build()
+        .unwrap();
+    let (port, mut seen) = serve(cfg, 1).await;
+    let (mut ws, _) = tls::connect_with(
+        request(&format!("wss://127.0.0.1:{port}/")),
+        config(),
+        pki.client().build().unwrap(),
+    )
+    .await
+    .unwrap();
+    // RFC 6066 §3: an IP address is not sent as SNI.
+    assert_eq!(seen.recv().await.unwrap().unwrap().sni, None);
+    echo_round_trip(&mut ws).await;
+}
+
+#[tokio::test]
+async fn untrusted_ca_is_a_clear_tls_error() {
+    let pki = Pki::new();
+    let cfg = server_tls(pki.issue(&["localhost"], false))
+        .build()
+        .unwrap();
+    let (port, mut seen) = serve(cfg, 1).await;
+    // Only the webpki roots: the test CA is not among them.
+    let err = tls::connect_with(
+        request(&format!("wss://localhost:{port}/")),
+        config(),
+        ClientTls::new().build().unwrap(),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        tls_cause(&err),
+        rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("invalid peer certificate"),
+        "{err}"
+    );
+    // The server's accept fails too, with the client's alert.
+    let server_err = seen.recv().await.unwrap().unwrap_err();
+    assert!(tls::tls_error(&server_err).is_some(), "{server_err:?}");
+}
+
+#[tokio::test]
+async fn host_name_must_match_the_certificate() {
+    let pki = Pki::new();
+    // Issued for a name that is not the one we connect to.
+    let cfg = server_tls(pki.issue(&["example.test"], false))
+        .build()
+        .unwrap();
+    let (port, _seen) = serve(cfg, 2).await;
+    let client = pki.client().build().unwrap();
+    for url in [
+        format!("wss://localhost:{port}/"),
+        format!("wss://127.0.0.1:{port}/"),
+    ] {
+        let err = tls::connect_with(request(&url), config(), client.clone())
+            .await
+            .unwrap_err();
+        match tls_cause(&err) {
+            rustls::Error::InvalidCertificate(
+                rustls::CertificateError::NotValidForName
+                | rustls::CertificateError::NotValidForNameContext { .. },
+            ) => {}
+            other => panic!("{url}: expected a name mismatch, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn mutual_tls_required_client_certificate() {
+    let pki = Pki::new();
+    let cfg = server_tls(pki.issue(&["localhost"], false))
+        .require_client_certs(pki.roots())
+        .build()
+        .unwrap();
+    let (port, mut seen) = serve(cfg, 3).await;
+    let url = format!("wss://localhost:{port}/");
+
+    // No client certificate: refused by the server.
+    let err = tls::connect_with(request(&url), config(), pki.client().build().unwrap())
+        .await
+        .unwrap_err();
+    assert!(tls::tls_error(&err).is_some(), "{err:?}");
+    let server_err = seen.recv().await.unwrap().unwrap_err();
+    assert!(tls::tls_error(&server_err).is_some(), "{server_err:?}");
+
+    // A certificate from another CA: refused.
+    let other = Pki::new().issue(&["client"], true);
+    let err = tls::connect_with(
+        request(&url),
+        config(),
+        pki.client()
+            .client_auth(vec![other.cert], other.key)
+            .build()
+            .unwrap(),
+    )
+    .await
+    .unwrap_err();
+    assert!(tls::tls_error(&err).is_some(), "{err:?}");
+    let server_err = seen.recv().await.unwrap().unwrap_err();
+    // (Both test CAs have the same name, so webpki finds the issuer and
+    // then a bad signature.)
+    assert!(
+        matches!(tls_cause(&server_err), rustls::Error::InvalidCertificate(_)),
+        "{server_err:?}"
+    );
+
+    // A certificate from the trusted CA: accepted, and the server sees it.
+    let id = pki.issue(&["client"], true);
+    let client = pki
+        .client()
+        .client_auth(vec![id.cert], id.key)
+        .build()
+        .unwrap();
+    let (mut ws, _) = tls::connect_with(request(&url), config(), client)
+        .await
+        .unwrap();
+    assert!(seen.recv().await.unwrap().unwrap().client_cert);
+    echo_round_trip(&mut ws).await;
+}
+
+#[tokio::test]
+async fn optional_client_certificate() {
+    let pki = Pki::new();
+    let cfg = server_tls(pki.issue(&["localhost"], false))
+        .allow_client_certs(pki.roots())
+        .build()
+        .unwrap();
+    let (port, mut seen) = serve(cfg, 1).await;
+    let (mut ws, _) = tls::connect_with(
+        request(&format!("wss://localhost:{port}/")),
+        config(),
+        pki.client().build().unwrap(),
+    )
+    .await
+    .unwrap();
+    assert!(!seen.recv().await.unwrap().unwrap().client_cert);
+    echo_round_trip(&mut ws).await;
+}
+
+#[tokio::test]
+async fn pem_files_and_acceptor_helper() {
+    let pki = Pki::new();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .signed_by(&key, &pki.ca_cert, &pki.ca_key)
+        .unwrap();
+    let dir = std::env::temp_dir().join(format!("ws-tokio-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert_path, key_path, ca_path) = (
+        dir.join("cert.pem"),
+        dir.join("key.pem"),
+        dir.join("ca.pem"),
+    );
+    std::fs::write(&cert_path, cert.pem()).unwrap();
+    std::fs::write(&key_path, key.serialize_pem()).unwrap();
+    std::fs::write(&ca_path, pki.ca_cert.pem()).unwrap();
+
+    let acceptor = tls::acceptor_from_pem(&cert_path, &key_path).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut ws = tls::accept(tcp, &acceptor).await.unwrap();
+        while let Some(Ok(m)) = ws.recv().await {
+            ws.send(m).await.unwrap();
+        }
+    });
+    let client = ClientTls::new()
+        .add_roots_from_pem_file(&ca_path)
+        .unwrap()
+        .build()
+        .unwrap();
+    let (mut ws, _) = tls::connect_with(
+        request(&format!("wss://localhost:{port}")),
+        config(),
+        client,
+    )
+    .await
+    .unwrap();
+    echo_round_trip(&mut ws).await;
+    server.await.unwrap();
+
+    // A key file with no key in it is a clear error, not a panic.
+    let Err(e) = tls::acceptor_from_pem(&cert_path, &cert_path) else {
+        panic!("a certificate is no private key");
+    };
+    assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+    assert!(e.to_string().contains("private key"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn silent_client_hits_the_tls_handshake_timeout() {
+    let pki = Pki::new();
+    let acceptor = tls::TlsAcceptor::from(
+        server_tls(pki.issue(&["localhost"], false))
+            .build()
+            .unwrap(),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let _silent = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (tcp, _) = listener.accept().await.unwrap();
+    let cfg = Config::default().handshake_timeout(Some(Duration::from_millis(200)));
+    let r = tokio::time::timeout(
+        Duration::from_secs(10),
+        tls::accept_with(tcp, &acceptor, cfg, |_| Ok(ws_tokio::Accept::new())),
+    )
+    .await
+    .expect("the handshake timeout fires");
+    assert_eq!(r.unwrap_err(), Error::Handshake(HandshakeError::Timeout));
+}
+
+#[tokio::test]
+async fn wss_functions_refuse_other_schemes() {
+    let err = tls::connect("ws://127.0.0.1:1/").await.unwrap_err();
+    assert_eq!(
+        err,
+        Error::Usage(ws_tokio::UsageError::InvalidRequest),
+        "tls::connect speaks TLS only"
+    );
+}
+
+#[tokio::test]
+async fn custom_client_config_is_used_as_given() {
+    let pki = Pki::new();
+    let cfg = server_tls(pki.issue(&["localhost"], false))
+        .build()
+        .unwrap();
+    let (port, _seen) = serve(cfg, 1).await;
+    // A config built by hand (no ALPN, our roots), passed through ClientTls.
+    let mut own = rustls::ClientConfig::builder_with_provider(tls::crypto_provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(pki.roots())
+        .with_no_client_auth();
+    own.alpn_protocols.clear();
+    let client = ClientTls::from_config(Arc::new(own)).build().unwrap();
+    assert!(client.alpn_protocols.is_empty());
+    let (mut ws, _) = tls::connect_with(
+        request(&format!("wss://localhost:{port}/")),
+        config(),
+        client,
+    )
+    .await
+    .unwrap();
+    assert_eq!(ws.get_ref().get_ref().1.alpn_protocol(), None);
+    echo_round_trip(&mut ws).await;
+}
