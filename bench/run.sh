@@ -25,6 +25,20 @@ SERVERS=(
   "ws-blocking=$REL/bench-ws-blocking-echo --addr 127.0.0.1:{port}"
   "ws-mio=$REL/bench-ws-mio-echo --addr 127.0.0.1:{port} --threads 1"
 )
+N_DEFAULT_SERVERS=${#SERVERS[@]}
+# With --deflate: permessage-deflate offered by loadgen and enabled on the
+# servers, against Node's `ws` (the library we are modelled on) with
+# perMessageDeflate. Its `ws` package is installed at run time (BUILDS_DEFLATE)
+# into bench/peers/node-ws/node_modules (git-ignored).
+NODE=$(command -v node || echo /nonexistent/node)
+DEFLATE_SERVERS=(
+  "peer-node-ws=$NODE $ROOT/bench/peers/node-ws/server.js --addr 127.0.0.1:{port} --deflate"
+  "ws-tokio=$REL/bench-ws-tokio-echo --addr 127.0.0.1:{port} --threads 1 --deflate"
+  "ws-mio=$REL/bench-ws-mio-echo --addr 127.0.0.1:{port} --threads 1 --deflate"
+)
+BUILDS_DEFLATE=(
+  "cd bench/peers/node-ws && { [ -d node_modules/ws ] || npm install --no-package-lock --no-audit --no-fund; }"
+)
 # Build commands run (from the workspace root) before the matrix; a failure
 # is reported and the affected server is skipped if its program is missing.
 BUILDS=(
@@ -41,6 +55,7 @@ BUILDS=(
 FULL_CELLS="1:16:1 100:16:1 100:1KiB:1 10:16KiB:1 500:16KiB:1 1:1MiB:1 10:16:16"
 QUICK_CELLS="1:16:1 100:1KiB:1 10:16KiB:1 1:1MiB:1"
 BUSY_CELL="500:16KiB:1" # the per-busy-connection memory figure comes from here
+DEFLATE_CELLS="1:16:1 100:16:1 100:1KiB:1 10:16KiB:1 500:16KiB:1"
 
 usage() {
   cat <<EOF
@@ -53,6 +68,10 @@ usage: bench/run.sh [options]
   --warmup S            unmeasured seconds before that       [1]
   --cells "C:S:K ..."   cells as CONNS:SIZE:INFLIGHT         [${FULL_CELLS}]
   --text                text messages instead of binary
+  --deflate             permessage-deflate on: the servers in DEFLATE_SERVERS
+                        (Node's ws, ws-tokio, ws-mio with --deflate), loadgen
+                        --deflate, cells ${DEFLATE_CELLS// /, }; memory idle
+                        and after one 16 KiB message per connection
   --only a,b            run only these servers (by name)
   --server NAME=CMD     add a server ({port} is substituted); repeatable
   --idle-conns N        connections for the idle-memory run  [10000]
@@ -72,7 +91,7 @@ EOF
 }
 
 RUNS="" DURATION="" WARMUP="" CELLS="" IDLE_CONNS="" MEMORY=1 BUILD=1
-TEXT="" ONLY="" LOADGEN_ARGS="" QUIET_WAIT="" NICE=0 SERVER_CPU=0 LOADGEN_CPU=1 PORT=19100 OUT="" QUICK=0
+TEXT="" DEFLATE=0 ONLY="" LOADGEN_ARGS="" QUIET_WAIT="" NICE=0 SERVER_CPU=0 LOADGEN_CPU=1 PORT=19100 OUT="" QUICK=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) QUICK=1 ;;
@@ -81,6 +100,7 @@ while [ $# -gt 0 ]; do
     --warmup) WARMUP=$2; shift ;;
     --cells) CELLS=$2; shift ;;
     --text) TEXT="--text" ;;
+    --deflate) DEFLATE=1 ;;
     --only) ONLY=$2; shift ;;
     --server) SERVERS+=("$2"); shift ;;
     --idle-conns) IDLE_CONNS=$2; shift ;;
@@ -98,6 +118,12 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
+if [ "$DEFLATE" = 1 ]; then
+  SERVERS=("${DEFLATE_SERVERS[@]}" "${SERVERS[@]:$N_DEFAULT_SERVERS}")
+  BUILDS+=("${BUILDS_DEFLATE[@]}")
+  [ -z "$CELLS" ] && [ "$QUICK" = 0 ] && CELLS=$DEFLATE_CELLS
+  LOADGEN_ARGS="$LOADGEN_ARGS --deflate"
+fi
 # Defaults (full or quick); explicit options win. With --nice the runs are
 # mostly protected from other load, so waiting for quiet matters less.
 [ "$NICE" != 0 ] && : "${QUIET_WAIT:=2}"
@@ -328,6 +354,21 @@ if [ "$MEMORY" = 1 ]; then
       WARMUP=$WARMUP_SAVED DURATION=$DURATION_SAVED
       stop_server
     fi
+    if [ "$DEFLATE" = 1 ]; then
+      # Compressors and inflaters may be allocated lazily: measure again
+      # after one compressible 16 KiB message on every connection.
+      log "$name  memory after one message: $IDLE_CONNS connections"
+      wait_quiet
+      if start_server "$name" "${CMDS[$i]}" "idle-echo"; then
+        sleep 0.2
+        WARMUP_SAVED=$WARMUP DURATION_SAVED=$DURATION
+        WARMUP=2 DURATION=0.5
+        run_loadgen "$name" "idle-echo" --idle --idle-echo --size 16KiB --text \
+          --conns "$IDLE_CONNS" --label "idle-echo"
+        WARMUP=$WARMUP_SAVED DURATION=$DURATION_SAVED
+        stop_server
+      fi
+    fi
   done
 fi
 log "matrix done in $(($(date +%s) - START)) s"
@@ -351,7 +392,7 @@ done < "$RAW"
 SUMMARY=$OUT/summary.md
 awk -F'\t' -v names="${NAMES[*]}" -v cells="$CELLS" -v runs="$RUNS" \
   -v dur="$DURATION" -v warm="$WARMUP" -v idle="$IDLE_CONNS" -v busy="$BUSY_CELL" \
-  -v memory="$MEMORY" -v kind="${TEXT:+text}" \
+  -v memory="$MEMORY" -v kind="${TEXT:+text}" -v deflate="$DEFLATE" \
   -v settings="server on CPU $SERVER_CPU, loadgen on CPU $LOADGEN_CPU, autogroup nice $NICE, loadgen args '${LOADGEN_ARGS:-none}', $(nproc) CPUs, kernel $(uname -r)" '
 function median(key,   n, i, j, t, a) {
   n = split(vals[key], a, " ")
@@ -373,7 +414,7 @@ function add(key, v) { if (v == "" || v == "null") return; vals[key] = (vals[key
 NR == 1 { next }
 {
   if ($11 != "") { errors[$1 "|" $2]++; next }
-  if ($3 == "idle") { add($1 "|idle|rss", $10); next }
+  if ($3 == "idle") { add($1 "|" (($2 == "idle-echo") ? "idle1" : "idle") "|rss", $10); next }
   add($1 "|" $2 "|mps", $4); add($1 "|" $2 "|cpu", $5)
   add($1 "|" $2 "|p50", $6); add($1 "|" $2 "|p99", $7)
   add($1 "|" $2 "|srv", $8); add($1 "|" $2 "|lg", $9)
@@ -382,7 +423,7 @@ NR == 1 { next }
 }
 END {
   ns = split(names, S, " "); nc = split(cells, C, " ")
-  printf "### Echo throughput: messages/s (median of %s run%s, %ss after %ss warmup, %s)\n\n", runs, (runs > 1) ? "s" : "", dur, warm, (kind == "") ? "binary" : kind
+  printf "### Echo throughput: messages/s (median of %s run%s, %ss after %ss warmup, %s%s)\n\n", runs, (runs > 1) ? "s" : "", dur, warm, (kind == "") ? "binary" : kind, (deflate == 1) ? ", permessage-deflate" : ""
   printf "Settings: %s.\n\n", settings
   printf "Each entry: median msg/s, ratio to the best peer in that cell, spread of the runs (±half the range).\n"
   printf "`*`: the server used < 90%% of its core (latency- or client-bound, not server-bound). "
@@ -430,10 +471,17 @@ END {
     print row
   }
   printf "\n### Server memory (RSS from /proc/PID/status)\n\n"
-  printf "| server | per idle conn (%s conns) | per busy conn (%s) |\n|---|---:|---:|\n", idle, cellname(busy)
+  if (deflate == 1) {
+    printf "| server | per idle conn (%s conns) | after one 16 KiB message each | per busy conn (%s) |\n|---|---:|---:|---:|\n", idle, cellname(busy)
+  } else {
+    printf "| server | per idle conn (%s conns) | per busy conn (%s) |\n|---|---:|---:|\n", idle, cellname(busy)
+  }
   for (s = 1; s <= ns; s++) {
-    a = (memory == 1) ? median(S[s] "|idle|rss") : ""; b = median(S[s] "|busy|rss")
-    printf "| %s | %s | %s |\n", S[s], (a == "") ? "–" : sprintf("%.1f KiB", a / 1024), (b == "") ? "–" : sprintf("%.1f KiB", b / 1024)
+    a = (memory == 1) ? median(S[s] "|idle|rss") : ""; b = median(S[s] "|busy|rss"); e = (memory == 1) ? median(S[s] "|idle1|rss") : ""
+    if (deflate == 1)
+      printf "| %s | %s | %s | %s |\n", S[s], (a == "") ? "–" : sprintf("%.1f KiB", a / 1024), (e == "") ? "–" : sprintf("%.1f KiB", e / 1024), (b == "") ? "–" : sprintf("%.1f KiB", b / 1024)
+    else
+      printf "| %s | %s | %s |\n", S[s], (a == "") ? "–" : sprintf("%.1f KiB", a / 1024), (b == "") ? "–" : sprintf("%.1f KiB", b / 1024)
   }
 }' "$TSV" > "$SUMMARY"
 

@@ -19,6 +19,12 @@ each, verifies every echoed byte, and after --warmup seconds measures for
   --duration SECS         measured window (idle: hold)   [5]
   --warmup SECS           unmeasured lead-in (idle: settle before the RSS sample) [1]
   --idle                  only open and hold the connections (memory runs)
+  --idle-echo             with --idle: each connection sends one message and
+                          gets its echo first (memory after first use)
+  --deflate               offer permessage-deflate (client_max_window_bits);
+                          the server must accept it; messages of at least
+                          1 KiB go out compressed (pre-built), compressed
+                          echoes are inflated and verified
   --server-pid PID        sample the server's CPU (/proc/PID/stat) and RSS
                           (/proc/PID/status) around the measured window
   --spin                  busy-poll (epoll_wait with zero timeout) instead of
@@ -44,6 +50,8 @@ pub struct Args {
     pub duration: Duration,
     pub warmup: Duration,
     pub idle: bool,
+    pub idle_echo: bool,
+    pub deflate: bool,
     pub server_pid: Option<u32>,
     pub label: String,
     pub connect_concurrency: usize,
@@ -131,6 +139,8 @@ pub fn parse() -> Result<Args, String> {
         duration: Duration::from_secs(5),
         warmup: Duration::from_secs(1),
         idle: false,
+        idle_echo: false,
+        deflate: false,
         server_pid: None,
         label: String::new(),
         connect_concurrency: 256,
@@ -165,6 +175,8 @@ pub fn parse() -> Result<Args, String> {
             "--duration" | "-d" => a.duration = parse_secs(&value()?)?,
             "--warmup" => a.warmup = parse_secs(&value()?)?,
             "--idle" => a.idle = true,
+            "--idle-echo" => a.idle_echo = true,
+            "--deflate" => a.deflate = true,
             "--spin" => a.spin = true,
             "--autogroup-nice" => {
                 let v: i32 = value()?

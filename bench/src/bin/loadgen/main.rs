@@ -49,8 +49,13 @@ struct Conn {
     hs_resp: Vec<u8>,
     accept: String,
     mask: [u8; 4],
-    /// Pre-built frames; `None` in `--idle` mode.
+    /// Pre-built frames, built once the handshake is done (plain or
+    /// compressed, as negotiated); `None` in `--idle` mode.
     tx: Option<TxFrames>,
+    /// Copies of the frame to pre-build; `None`: send nothing (`--idle`).
+    tx_copies: Option<usize>,
+    /// permessage-deflate was offered (`--deflate`).
+    offer_deflate: bool,
     tx_off: usize,
     tx_end: usize,
     /// The last write returned `WouldBlock`; wait for a writable event.
@@ -227,9 +232,24 @@ impl Conn {
                     Err(e) => return Err(io_err("handshake read", e)),
                 }
             }
-            match proto::check_handshake_response(&self.hs_resp, &self.accept)? {
+            match proto::check_handshake_response(&self.hs_resp, &self.accept, self.offer_deflate)?
+            {
                 None => return Ok(()),
-                Some(n) => {
+                Some((n, deflate)) => {
+                    if self.offer_deflate && !deflate {
+                        return Err("the server declined permessage-deflate".into());
+                    }
+                    if deflate {
+                        self.rx.enable_deflate();
+                    }
+                    if let Some(copies) = self.tx_copies {
+                        let (op, t) = (exp.opcode, &exp.template);
+                        self.tx = Some(if deflate && t.len() >= proto::DEFLATE_THRESHOLD {
+                            TxFrames::new_deflate(op, t, self.mask, copies)
+                        } else {
+                            TxFrames::new(op, t, self.mask, copies)
+                        });
+                    }
                     let rest = self.hs_resp.split_off(n);
                     self.hs_resp = Vec::new();
                     self.hs_req = Vec::new();
@@ -312,6 +332,8 @@ struct Report {
     rss_before_kb: Option<u64>,
     rss_open_kb: Option<u64>,
     rss_end_kb: Option<u64>,
+    /// Echoes that arrived compressed (RSV1), over the whole run.
+    compressed_echoes: u64,
 }
 
 fn run(a: &Args) -> Result<Report, String> {
@@ -386,12 +408,14 @@ fn run(a: &Args) -> Result<Report, String> {
                 conns.push(Conn {
                     sock,
                     state: State::Connecting,
-                    hs_req: proto::handshake_request(&a.host_header, &a.path, &key),
+                    hs_req: proto::handshake_request(&a.host_header, &a.path, &key, a.deflate),
                     hs_off: 0,
                     hs_resp: Vec::new(),
                     accept: proto::accept_for(&key),
                     mask,
-                    tx: (!a.idle).then(|| TxFrames::new(opcode, &exp.template, mask, copies)),
+                    tx: None,
+                    tx_copies: (!a.idle || a.idle_echo).then_some(copies),
+                    offer_deflate: a.deflate,
                     tx_off: 0,
                     tx_end: 0,
                     blocked: false,
@@ -451,6 +475,16 @@ fn run(a: &Args) -> Result<Report, String> {
                         if a.idle {
                             phase = Phase::Hold;
                             phase_end = now + a.warmup + a.duration;
+                            if a.idle_echo {
+                                // One message each, then hold: memory after
+                                // first use (lazily allocated compressors).
+                                stats.refill = false;
+                                for (id, c) in conns.iter_mut().enumerate() {
+                                    c.credits = 1;
+                                    c.try_send(now, &mut stats)
+                                        .map_err(|e| format!("connection #{id}: {e}"))?;
+                                }
+                            }
                         } else {
                             stats.last_progress = now;
                             for (id, c) in conns.iter_mut().enumerate() {
@@ -473,6 +507,12 @@ fn run(a: &Args) -> Result<Report, String> {
                 }
                 Phase::Hold => {
                     if now >= phase_end {
+                        if stats.outstanding > 0 {
+                            return Err(format!(
+                                "{} echoes missing after the hold",
+                                stats.outstanding
+                            ));
+                        }
                         rep.rss_end_kb = rss(pid);
                         rep.window_secs = a.duration.as_secs_f64();
                         phase = Phase::Closing;
@@ -558,10 +598,13 @@ fn run(a: &Args) -> Result<Report, String> {
                         }
                         phase_end = now + CLOSE_TIMEOUT;
                         if n_close_sent == 0 {
+                            rep.compressed_echoes =
+                                conns.iter().map(|c| c.rx.compressed_msgs).sum();
                             return Ok(rep);
                         }
                     }
                     if n_closed >= n_close_sent || now >= phase_end {
+                        rep.compressed_echoes = conns.iter().map(|c| c.rx.compressed_msgs).sum();
                         return Ok(rep);
                     }
                 }
@@ -640,6 +683,9 @@ fn report(a: &Args, r: &Report) {
         .raw("size", a.size)
         .str("type", kind)
         .raw("inflight", a.inflight)
+        .raw("deflate", a.deflate)
+        .raw("compressed_echoes", r.compressed_echoes)
+        .raw("idle_echo", a.idle_echo)
         .num("warmup_s", Some(a.warmup.as_secs_f64()), 3)
         .num("window_s", Some(r.window_secs), 4)
         .num("connect_s", Some(r.connect_secs), 4);
@@ -684,6 +730,9 @@ fn report(a: &Args, r: &Report) {
             "; loadgen {:.0}% of a core",
             util(r.loadgen_cpu_us).unwrap_or(f64::NAN)
         );
+        if a.deflate {
+            let _ = write!(human, "; {} echoes compressed", r.compressed_echoes);
+        }
         if let Some(o) = util(r.other_cpu_us).filter(|o| *o >= 10.0) {
             let _ = write!(human, "; other processes {o:.0}% of a core (noisy run)");
         }

@@ -3,6 +3,9 @@
 //! that checks every echoed byte against what was sent.
 
 use base64::Engine as _;
+use miniz_oxide::deflate::core::{create_comp_flags_from_zip_params, CompressorOxide};
+use miniz_oxide::inflate::stream::InflateState;
+use miniz_oxide::{DataFormat, MZFlush};
 use sha1::{Digest, Sha1};
 
 pub const OP_CONT: u8 = 0x0;
@@ -70,20 +73,62 @@ pub fn new_key(rng: &mut Rng) -> String {
     base64::engine::general_purpose::STANDARD.encode(raw)
 }
 
-pub fn handshake_request(host: &str, path: &str, key: &str) -> Vec<u8> {
+/// The permessage-deflate offer of `--deflate`: what browsers send.
+pub const DEFLATE_OFFER: &str = "permessage-deflate; client_max_window_bits";
+
+/// Messages of at least this many bytes are sent compressed with
+/// `--deflate` (the default threshold of Node's `ws` and of ours).
+pub const DEFLATE_THRESHOLD: usize = 1024;
+
+pub fn handshake_request(host: &str, path: &str, key: &str, deflate: bool) -> Vec<u8> {
+    let ext = if deflate {
+        format!("Sec-WebSocket-Extensions: {DEFLATE_OFFER}\r\n")
+    } else {
+        String::new()
+    };
     format!(
         "GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+         Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n{ext}\r\n"
     )
     .into_bytes()
 }
 
+/// Checks the server's answer to [`DEFLATE_OFFER`]. Our frames are
+/// independent DEFLATE streams compressed with a 32 KiB window, valid with
+/// or without context takeover; a server that limits our window below 15
+/// bits is refused rather than sent back-references it did not allow.
+fn check_deflate_answer(ext: &str) -> Result<(), String> {
+    let mut parts = ext.split(';').map(str::trim);
+    if parts.next() != Some("permessage-deflate") || ext.contains(',') {
+        return Err(format!("handshake: unexpected extension answer {ext:?}"));
+    }
+    for p in parts {
+        let (name, value) = match p.split_once('=') {
+            Some((n, v)) => (n.trim(), Some(v.trim().trim_matches('"'))),
+            None => (p, None),
+        };
+        match (name, value) {
+            ("server_no_context_takeover" | "client_no_context_takeover", None) => {}
+            ("server_max_window_bits", Some(v)) if matches!(v.parse::<u8>(), Ok(8..=15)) => {}
+            ("client_max_window_bits", Some("15")) => {}
+            _ => {
+                return Err(format!(
+                    "handshake: permessage-deflate parameter {p:?} not supported by loadgen"
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Parses the server's handshake response. Returns `Ok(None)` while it is
-/// incomplete, otherwise the number of bytes it took.
+/// incomplete, otherwise the number of bytes it took and whether
+/// permessage-deflate was negotiated (only possible when `offered`).
 pub fn check_handshake_response(
     buf: &[u8],
     expected_accept: &str,
-) -> Result<Option<usize>, String> {
+    offered: bool,
+) -> Result<Option<(usize, bool)>, String> {
     let mut headers = [httparse::EMPTY_HEADER; 32];
     let mut resp = httparse::Response::new(&mut headers);
     let n = match resp.parse(buf) {
@@ -122,17 +167,22 @@ pub fn check_handshake_response(
             ))
         }
     }
+    let mut deflate = false;
     if let Some(ext) = header("sec-websocket-extensions") {
-        return Err(format!(
-            "handshake: server chose an extension we did not offer: {ext:?}"
-        ));
+        if !offered {
+            return Err(format!(
+                "handshake: server chose an extension we did not offer: {ext:?}"
+            ));
+        }
+        check_deflate_answer(&ext)?;
+        deflate = true;
     }
     if let Some(p) = header("sec-websocket-protocol") {
         return Err(format!(
             "handshake: server chose a subprotocol we did not offer: {p:?}"
         ));
     }
-    Ok(Some(n))
+    Ok(Some((n, deflate)))
 }
 
 /// The payload template: printable ASCII (valid UTF-8 for text messages),
@@ -198,6 +248,37 @@ pub struct TxFrames {
     header_len: usize,
     mask: [u8; 4],
     stamp_len: usize,
+    /// Offset of the stamp in the payload (0, or 5 behind a stored-block
+    /// header in a compressed payload).
+    stamp_at: usize,
+}
+
+/// Raw DEFLATE of `data` (level 6, 32 KiB window), sync-flushed, without
+/// the trailing `00 00 ff ff`.
+pub fn deflate_sync(data: &[u8]) -> Vec<u8> {
+    let flags = create_comp_flags_from_zip_params(6, -15, 0);
+    let mut c = Box::new(CompressorOxide::new(flags));
+    let mut out = vec![0u8; data.len() + data.len() / 8 + 64];
+    let (mut inp, mut written) = (0, 0);
+    loop {
+        let r = miniz_oxide::deflate::stream::deflate(
+            &mut c,
+            &data[inp..],
+            &mut out[written..],
+            MZFlush::Sync,
+        );
+        inp += r.bytes_consumed;
+        written += r.bytes_written;
+        r.status.expect("deflate of the template");
+        if inp == data.len() && written < out.len() {
+            break;
+        }
+        out.resize(out.len() * 2, 0);
+    }
+    out.truncate(written);
+    assert!(out.ends_with(&[0, 0, 0xff, 0xff]), "sync flush marker");
+    out.truncate(written - 4);
+    out
 }
 
 impl TxFrames {
@@ -217,15 +298,54 @@ impl TxFrames {
             header_len: header.len(),
             mask,
             stamp_len: STAMP_LEN.min(template.len()),
+            stamp_at: 0,
+        }
+    }
+
+    /// Like [`TxFrames::new`], with a compressed payload (RSV1 set).
+    ///
+    /// The message is built once, so the sequence stamp cannot go through
+    /// the compressor: the payload is a DEFLATE *stored* block holding the
+    /// stamp bytes (at a fixed offset, patched per message like the plain
+    /// frames), followed by the rest of the template compressed on its own
+    /// and sync-flushed, with the final `00 00 ff ff` removed (RFC 7692
+    /// §7.2.1). Back-references of the second part stay inside it, so each
+    /// message is a valid stand-alone stream for any context-takeover
+    /// setting.
+    pub fn new_deflate(opcode: u8, template: &[u8], mask: [u8; 4], copies: usize) -> TxFrames {
+        let stamp_len = STAMP_LEN.min(template.len());
+        let mut payload = vec![0x00]; // BFINAL 0, BTYPE 00 (stored), padding
+        payload.extend_from_slice(&(stamp_len as u16).to_le_bytes());
+        payload.extend_from_slice(&(!(stamp_len as u16)).to_le_bytes());
+        let stamp_at = payload.len();
+        payload.extend_from_slice(&template[..stamp_len]);
+        payload.extend_from_slice(&deflate_sync(&template[stamp_len..]));
+        let header = client_header(opcode, payload.len(), mask);
+        let mut frame = header.clone();
+        frame[0] |= 0x40; // RSV1: this message is compressed (RFC 7692 §6)
+        frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i & 3]));
+        let frame_len = frame.len();
+        let mut buf = Vec::with_capacity(frame_len * copies);
+        for _ in 0..copies {
+            buf.extend_from_slice(&frame);
+        }
+        TxFrames {
+            buf,
+            frame_len,
+            copies,
+            header_len: header.len(),
+            mask,
+            stamp_len,
+            stamp_at,
         }
     }
 
     /// Writes the (masked) sequence stamp into frame copy `copy`.
     pub fn stamp(&mut self, copy: usize, seq: u32) {
         let s = stamp(seq);
-        let base = copy * self.frame_len + self.header_len;
+        let base = copy * self.frame_len + self.header_len + self.stamp_at;
         for (j, b) in s.iter().take(self.stamp_len).enumerate() {
-            self.buf[base + j] = b ^ self.mask[j & 3];
+            self.buf[base + j] = b ^ self.mask[(self.stamp_at + j) & 3];
         }
     }
 }
@@ -258,6 +378,17 @@ pub struct Rx {
     cur_stamp: [u8; STAMP_LEN],
     ctrl: [u8; 125],
     ctrl_len: usize,
+    /// permessage-deflate: the inflater (one per connection, kept across
+    /// messages, which is right with and without server context takeover).
+    inflate: Option<Box<InflateState>>,
+    /// The current message is compressed (RSV1 on its first frame).
+    msg_compressed: bool,
+    /// Compressed bytes of the current message.
+    zbuf: Vec<u8>,
+    /// Its inflated bytes.
+    pbuf: Vec<u8>,
+    /// Messages that arrived compressed.
+    pub compressed_msgs: u64,
 }
 
 impl Rx {
@@ -275,7 +406,70 @@ impl Rx {
             cur_stamp: stamp(0),
             ctrl: [0; 125],
             ctrl_len: 0,
+            inflate: None,
+            msg_compressed: false,
+            zbuf: Vec::new(),
+            pbuf: Vec::new(),
+            compressed_msgs: 0,
         }
+    }
+
+    /// permessage-deflate was negotiated: accept compressed echoes.
+    pub fn enable_deflate(&mut self) {
+        self.inflate = Some(InflateState::new_boxed(DataFormat::Raw));
+    }
+
+    /// Inflates the finished compressed message and verifies it.
+    fn inflate_msg(&mut self, exp: &Expect) -> Result<(), String> {
+        let Some(st) = self.inflate.as_mut() else {
+            return Err("compressed message without deflate".into());
+        };
+        // RFC 7692 §7.2.2: append the sync-flush tail, then inflate.
+        self.zbuf.extend_from_slice(&[0, 0, 0xff, 0xff]);
+        let want = exp.template.len();
+        // One spare byte catches an echo that inflates to more than we sent.
+        self.pbuf.resize(want + 1, 0);
+        let (mut inp, mut out) = (0, 0);
+        while inp < self.zbuf.len() {
+            let r = miniz_oxide::inflate::stream::inflate(
+                st,
+                &self.zbuf[inp..],
+                &mut self.pbuf[out..],
+                MZFlush::Sync,
+            );
+            inp += r.bytes_consumed;
+            out += r.bytes_written;
+            if out > want {
+                break;
+            }
+            match r.status {
+                Ok(_) if r.bytes_consumed + r.bytes_written > 0 => {}
+                other => {
+                    return Err(format!(
+                        "inflating message {} failed: {other:?} after {inp} of {} bytes",
+                        self.seq,
+                        self.zbuf.len()
+                    ))
+                }
+            }
+        }
+        if out != want {
+            return Err(format!(
+                "echo of message {} inflates to {}{} bytes, sent {want}",
+                self.seq,
+                out,
+                if out > want { "+" } else { "" }
+            ));
+        }
+        let p = std::mem::take(&mut self.pbuf);
+        self.msg_off = 0;
+        let r = self.verify(&p[..out], exp);
+        self.pbuf = p;
+        r?;
+        self.msg_off = out;
+        self.zbuf.clear();
+        self.compressed_msgs += 1;
+        Ok(())
     }
 
     fn header_need(&self) -> usize {
@@ -294,7 +488,11 @@ impl Rx {
     fn start_frame(&mut self, exp: &Expect) -> Result<(), String> {
         let b0 = self.hdr[0];
         let b1 = self.hdr[1];
-        if b0 & 0x70 != 0 {
+        // RSV1 only on the first frame of a data message, and only with
+        // permessage-deflate negotiated (RFC 7692 §6).
+        let first_data = matches!(b0 & 0x0F, OP_TEXT | OP_BINARY);
+        let rsv1_ok = self.inflate.is_some() && first_data && b0 & 0x70 == 0x40;
+        if b0 & 0x70 != 0 && !rsv1_ok {
             return Err(format!(
                 "server frame has RSV bits set (byte 0 = {b0:#04x})"
             ));
@@ -328,6 +526,8 @@ impl Rx {
                 }
                 self.in_msg = true;
                 self.msg_off = 0;
+                self.msg_compressed = rsv1_ok;
+                self.zbuf.clear();
             }
             OP_CLOSE | OP_PING | OP_PONG => {
                 if !fin || len > 125 {
@@ -339,7 +539,16 @@ impl Rx {
             }
             _ => return Err(format!("reserved opcode {op:#x}")),
         }
-        if op == OP_CONT || op == OP_TEXT || op == OP_BINARY {
+        if self.msg_compressed && (op == OP_CONT || op == OP_TEXT || op == OP_BINARY) {
+            // Compressed echoes of random-ish text are about as long as the
+            // text; this only bounds memory.
+            if self.zbuf.len() as u64 + len > 2 * exp.template.len() as u64 + 1024 {
+                return Err(format!(
+                    "compressed echo of message {} is far longer than the message",
+                    self.seq
+                ));
+            }
+        } else if op == OP_CONT || op == OP_TEXT || op == OP_BINARY {
             let room = (exp.template.len() - self.msg_off) as u64;
             if len > room {
                 return Err(format!(
@@ -393,6 +602,9 @@ impl Rx {
         self.in_frame = false;
         match self.frame_op {
             OP_CONT | OP_TEXT | OP_BINARY if self.frame_fin => {
+                if self.msg_compressed {
+                    self.inflate_msg(exp)?;
+                }
                 if self.msg_off != exp.template.len() {
                     return Err(format!(
                         "echo of message {} has {} bytes, sent {}",
@@ -452,6 +664,9 @@ impl Rx {
             let n = (self.remaining.min(data.len() as u64)) as usize;
             let (chunk, rest) = data.split_at(n);
             match self.frame_op {
+                OP_CONT | OP_TEXT | OP_BINARY if self.msg_compressed => {
+                    self.zbuf.extend_from_slice(chunk);
+                }
                 OP_CONT | OP_TEXT | OP_BINARY => {
                     self.verify(chunk, exp)?;
                     self.msg_off += n;
@@ -615,16 +830,115 @@ mod tests {
             "HTTP/1.1 101 Switching Protocols\r\nupgrade: WebSocket\r\nConnection: keep-alive, Upgrade\r\nSec-WebSocket-Accept: {acc}\r\n\r\nXX"
         );
         assert_eq!(
-            check_handshake_response(ok.as_bytes(), &acc).unwrap(),
-            Some(ok.len() - 2)
+            check_handshake_response(ok.as_bytes(), &acc, false).unwrap(),
+            Some((ok.len() - 2, false))
         );
         assert_eq!(
-            check_handshake_response(&ok.as_bytes()[..20], &acc).unwrap(),
+            check_handshake_response(&ok.as_bytes()[..20], &acc, false).unwrap(),
             None
         );
         let bad = ok.replace(&acc, "AAAAAAAAAAAAAAAAAAAAAAAAAAA=");
-        assert!(check_handshake_response(bad.as_bytes(), &acc).is_err());
+        assert!(check_handshake_response(bad.as_bytes(), &acc, false).is_err());
         let bad = ok.replace("101 Switching Protocols", "200 OK");
-        assert!(check_handshake_response(bad.as_bytes(), &acc).is_err());
+        assert!(check_handshake_response(bad.as_bytes(), &acc, false).is_err());
+    }
+
+    #[test]
+    fn deflate_answers() {
+        let key = "dGhlIHNhbXBsZSBub25jZQ==";
+        let acc = accept_for(key);
+        let resp = |ext: &str| {
+            format!(
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {acc}\r\n{ext}\r\n"
+            )
+        };
+        let ok = resp("Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; client_max_window_bits=15\r\n");
+        assert_eq!(
+            check_handshake_response(ok.as_bytes(), &acc, true).unwrap(),
+            Some((ok.len(), true))
+        );
+        // Not offered, or a parameter loadgen cannot honour.
+        assert!(check_handshake_response(ok.as_bytes(), &acc, false).is_err());
+        let small =
+            resp("Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits=10\r\n");
+        assert!(check_handshake_response(small.as_bytes(), &acc, true).is_err());
+        let plain = resp("");
+        assert_eq!(
+            check_handshake_response(plain.as_bytes(), &acc, true).unwrap(),
+            Some((plain.len(), false))
+        );
+    }
+
+    /// A ws-proto server with permessage-deflate (context takeover both
+    /// ways) accepts loadgen's pre-built compressed frames, sees the stamped
+    /// messages, and its compressed echoes pass loadgen's verifier however
+    /// the bytes are split.
+    #[test]
+    fn compressed_frames_round_trip_through_ws_proto() {
+        use ws_proto::{Config, Connection, DeflateConfig, DeflateParams, Event, Transmit};
+        let now = std::time::Instant::now();
+        for (size, op) in [
+            (1024usize, OP_TEXT),
+            (16 * 1024, OP_BINARY),
+            (70_000, OP_TEXT),
+        ] {
+            let config = Config::default().deflate(Some(DeflateConfig::default()));
+            let mut server = Connection::server(config).with_deflate(DeflateParams::default());
+            let t = payload_template(size);
+            let mut tx = TxFrames::new_deflate(op, &t, [9, 8, 7, 6], 3);
+            assert!(
+                tx.frame_len < size,
+                "compressed frame {} >= {size}",
+                tx.frame_len
+            );
+            for (i, seq) in [0u32, 1, 2].into_iter().enumerate() {
+                tx.stamp(i, seq);
+            }
+            server.handle_input(now, &tx.buf);
+            let mut out = Vec::new();
+            for seq in 0..3u32 {
+                let data = match server.poll_event() {
+                    Some(Event::Text(t)) => t.into_bytes(),
+                    Some(Event::Binary(b)) => b,
+                    other => panic!("size {size}: got {other:?}"),
+                };
+                assert_eq!(&data[..], &message(size, seq)[..]);
+                if op == OP_TEXT {
+                    server
+                        .send_text(String::from_utf8(data.to_vec()).unwrap())
+                        .unwrap();
+                } else {
+                    server.send_binary(data).unwrap();
+                }
+            }
+            while server.poll_transmit(&mut out) == Some(Transmit::Data) {}
+            assert_eq!(out[0] & 0x40, 0x40, "the echo is compressed");
+            let exp = Expect {
+                opcode: op,
+                template: t.clone(),
+            };
+            for step in [1usize, 13, 4096, out.len()] {
+                let mut rx = Rx::new();
+                rx.enable_deflate();
+                let mut got = 0;
+                for chunk in out.chunks(step) {
+                    rx.feed(chunk, &exp, || {
+                        got += 1;
+                        Ok(())
+                    })
+                    .unwrap();
+                }
+                assert_eq!(got, 3, "size {size} step {step}");
+            }
+            // A corrupted echo is caught: flip a byte of the last message.
+            let mut bad = out.clone();
+            let n = bad.len();
+            bad[n - 3] ^= 0x20;
+            let mut rx = Rx::new();
+            rx.enable_deflate();
+            assert!(rx.feed(&bad, &exp, || Ok(())).is_err(), "size {size}");
+            // Without deflate negotiated, RSV1 is an error.
+            assert!(Rx::new().feed(&out, &exp, || Ok(())).is_err());
+        }
     }
 }
