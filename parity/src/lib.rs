@@ -33,6 +33,7 @@ pub use ws_proto::{
     http, Accept, CloseCode, CloseFrame, CloseInfo, Config, Ending, Error, HandshakeError, Message,
     ProtocolError, Reject, Role, UsageError,
 };
+pub use ws_proto::{DeflateConfig, PreparedMessage, SendBufferPolicy};
 
 mod adapters;
 pub mod harness;
@@ -92,6 +93,7 @@ pub(crate) enum Cmd {
     Send(Message, mpsc::Sender<Result<(), Error>>),
     Feed(Message, mpsc::Sender<Result<(), Error>>),
     SendUncompressed(Message, mpsc::Sender<Result<(), Error>>),
+    SendPrepared(PreparedMessage, mpsc::Sender<Result<(), Error>>),
     Flush(mpsc::Sender<Result<(), Error>>),
     Recv(mpsc::Sender<Option<Result<Message, Error>>>),
     Close(CloseCode, String, mpsc::Sender<Result<(), Error>>),
@@ -161,6 +163,14 @@ impl Socket {
     pub fn send_uncompressed(&mut self, msg: impl Into<Message>) -> Result<(), Error> {
         let msg = msg.into();
         self.start("send_uncompressed", |r| Cmd::SendUncompressed(msg, r))
+            .wait()
+    }
+
+    /// Sends a prepared (broadcast) message with the adapter's
+    /// `send_prepared`.
+    pub fn send_prepared(&mut self, msg: &PreparedMessage) -> Result<(), Error> {
+        let msg = msg.clone();
+        self.start("send_prepared", |r| Cmd::SendPrepared(msg, r))
             .wait()
     }
 

@@ -89,6 +89,7 @@ pub use handshake::{
     accept, accept_prefixed, accept_tcp, accept_with, client_handshake, connect, connect_with,
 };
 pub use split::{WebSocketReader, WebSocketWriter};
+pub use ws_proto::{PreparedMessage, SendBufferPolicy};
 
 /// Size of the shared per-thread read buffer.
 const READ_BUF: usize = 64 * 1024;
@@ -306,6 +307,14 @@ impl Core {
         self.conn.send_with(Instant::now(), msg, compress)?;
         Ok(())
     }
+
+    fn queue_prepared(&mut self, msg: &PreparedMessage) -> Result<(), Error> {
+        if let Some(e) = &self.io_error {
+            return Err(e.clone());
+        }
+        self.conn.send_prepared(msg)?;
+        Ok(())
+    }
 }
 
 // -------------------------------------------------------------- WebSocket --
@@ -420,9 +429,35 @@ impl<S: Read + Write + Transport> WebSocket<S> {
     }
 
     /// Sends a message: queues it and writes everything queued.
+    ///
+    /// When more than [`Config::max_send_buffer`] would be queued, the
+    /// [`Config::send_buffer_policy`] decides: `Wait` (the default) first
+    /// writes what is queued, `Fail` returns
+    /// [`UsageError::SendBufferFull`] and queues nothing.
     pub fn send(&mut self, msg: impl Into<Message>) -> Result<(), Error> {
-        self.core.queue(msg.into())?;
+        let msg = msg.into();
+        self.wait_room(msg.as_payload().len())?;
+        self.core.queue(msg)?;
         self.flush()
+    }
+
+    /// Sends a [`PreparedMessage`] (a frame built once for many
+    /// connections: a broadcast): queues it and writes everything queued.
+    /// Server side only ([`UsageError::ServerOnly`] otherwise); the send
+    /// buffer policy applies as for [`send`](Self::send).
+    pub fn send_prepared(&mut self, msg: &PreparedMessage) -> Result<(), Error> {
+        self.wait_room(msg.payload().len())?;
+        self.core.queue_prepared(msg)?;
+        self.flush()
+    }
+
+    /// [`SendBufferPolicy::Wait`]: writes what is queued until `len` more
+    /// bytes fit.
+    fn wait_room(&mut self, len: usize) -> Result<(), Error> {
+        while self.core.conn.should_wait(len) {
+            self.flush()?;
+        }
+        Ok(())
     }
 
     /// Queues a message without writing it. It is written by the next
@@ -438,7 +473,9 @@ impl<S: Read + Write + Transport> WebSocket<S> {
     /// `ws.send(data, { compress: false })`), for data that is already
     /// compressed or too small to gain.
     pub fn send_uncompressed(&mut self, msg: impl Into<Message>) -> Result<(), Error> {
-        self.core.queue_with(msg.into(), false)?;
+        let msg = msg.into();
+        self.wait_room(msg.as_payload().len())?;
+        self.core.queue_with(msg, false)?;
         self.flush()
     }
 

@@ -303,10 +303,25 @@ impl<S: Transport> WebSocketWriter<S>
 where
     for<'a> &'a S: Read + Write,
 {
-    /// Sends a message: queues it and writes everything queued.
+    /// Sends a message: queues it and writes everything queued. The send
+    /// buffer policy applies as for [`WebSocket::send`].
     pub fn send(&mut self, msg: impl Into<Message>) -> Result<(), Error> {
         let msg = msg.into();
+        self.wait_room(msg.as_payload().len())?;
         self.shared.write_out(|c| c.queue(msg))
+    }
+
+    /// Sends a prepared message; see [`WebSocket::send_prepared`].
+    pub fn send_prepared(&mut self, msg: &crate::PreparedMessage) -> Result<(), Error> {
+        self.wait_room(msg.payload().len())?;
+        self.shared.write_out(|c| c.queue_prepared(msg))
+    }
+
+    fn wait_room(&mut self, len: usize) -> Result<(), Error> {
+        while self.shared.core().conn.should_wait(len) {
+            self.flush()?;
+        }
+        Ok(())
     }
 
     /// Queues a message without writing it; see [`WebSocket::feed`].
@@ -317,6 +332,7 @@ where
     /// Sends a message uncompressed; see [`WebSocket::send_uncompressed`].
     pub fn send_uncompressed(&mut self, msg: impl Into<Message>) -> Result<(), Error> {
         let msg = msg.into();
+        self.wait_room(msg.as_payload().len())?;
         self.shared.write_out(|c| c.queue_with(msg, false))
     }
 

@@ -90,7 +90,8 @@ pub struct Config {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]
 pub enum SendBufferPolicy {
-    /// Wait until the socket took enough of the queue, then send: nothing
+    /// Wait until the socket took enough of the queue
+    /// ([`Connection::should_wait`](crate::Connection::should_wait)), then send: nothing
     /// a caller sent is lost, and a slow reader slows the sender down. The
     /// default. Calls that cannot wait (`feed`) return the error.
     #[default]

@@ -1,7 +1,7 @@
 //! The connection state machine: frames, messages, control frames, closing.
 
 use crate::close::{CloseCode, CloseFrame};
-use crate::config::Config;
+use crate::config::{Config, SendBufferPolicy};
 use crate::deflate::{Deflate, DeflateParams, InflateError};
 use crate::error::{parse_close_payload, Error, ProtocolError, UsageError};
 use crate::frame::{FrameHeader, OpCode, MAX_HEADER_LEN};
@@ -415,6 +415,15 @@ impl Connection {
     pub fn would_block(&self, len: usize) -> bool {
         let queued = self.buffered_amount();
         queued != 0 && queued.saturating_add(len) > self.config.max_send_buffer
+    }
+
+    /// Whether a driver must write out what is queued before sending
+    /// `len` payload bytes: the policy is [`SendBufferPolicy::Wait`] and
+    /// the send would be refused now ([`would_block`](Self::would_block)).
+    /// With [`SendBufferPolicy::Fail`] it is always false: the send is
+    /// made and returns the error.
+    pub fn should_wait(&self, len: usize) -> bool {
+        self.config.send_buffer_policy == SendBufferPolicy::Wait && self.would_block(len)
     }
 
     /// How many more bytes the send queue takes before

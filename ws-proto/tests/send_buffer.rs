@@ -143,3 +143,30 @@ fn auto_pongs_and_the_heartbeat_are_not_refused() {
     assert_eq!(f[1].opcode, ws_proto::OpCode::Pong);
     assert_eq!(f[1].payload, b"are you there");
 }
+
+#[test]
+fn should_wait_follows_the_policy() {
+    let mut wait = Connection::server(bounded(100));
+    let mut fail = Connection::server(bounded(100).send_buffer_policy(SendBufferPolicy::Fail));
+    for c in [&mut wait, &mut fail] {
+        assert!(!c.should_wait(1000), "an empty queue takes anything");
+        c.send_binary(vec![0u8; 90]).unwrap();
+        assert!(c.would_block(10));
+    }
+    assert!(wait.should_wait(10));
+    assert!(!wait.should_wait(4));
+    // With Fail nobody waits: the send is made and refused.
+    assert!(!fail.should_wait(10));
+    assert_eq!(
+        fail.send_binary(vec![0u8; 10]),
+        Err(UsageError::SendBufferFull)
+    );
+    // The core refuses under Wait too: the driver is the one that waits.
+    assert_eq!(
+        wait.send_binary(vec![0u8; 10]),
+        Err(UsageError::SendBufferFull)
+    );
+    drain_transmit(&mut wait);
+    assert!(!wait.should_wait(10));
+    wait.send_binary(vec![0u8; 10]).unwrap();
+}

@@ -48,6 +48,8 @@ pub use ws_proto::{
     Message, ProtocolError, Reject, Role, UsageError, Utf8Bytes,
 };
 
+pub use ws_proto::{PreparedMessage, SendBufferPolicy};
+
 /// Unwritten bytes above which `recv` stops reading until the socket drains.
 const READ_PAUSE: usize = 1 << 20;
 
@@ -294,6 +296,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
         self.conn.send_with(now(), msg, compress)?;
         Ok(())
     }
+
+    fn queue_prepared(&mut self, msg: &PreparedMessage) -> Result<(), Error> {
+        if let Some(e) = &self.io_error {
+            return Err(e.clone());
+        }
+        self.conn.send_prepared(msg)?;
+        Ok(())
+    }
 }
 
 /// A WebSocket over any `AsyncRead + AsyncWrite` stream.
@@ -332,9 +342,35 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     }
 
     /// Sends a message and waits until the socket has taken it.
+    ///
+    /// When more than [`Config::max_send_buffer`] would be queued, the
+    /// [`Config::send_buffer_policy`] decides: `Wait` (the default) first
+    /// writes what is queued, `Fail` returns
+    /// [`UsageError::SendBufferFull`] and queues nothing.
     pub async fn send(&mut self, msg: impl Into<Message>) -> Result<(), Error> {
-        self.inner.queue(msg.into())?;
+        let msg = msg.into();
+        self.wait_room(msg.as_payload().len()).await?;
+        self.inner.queue(msg)?;
         self.flush().await
+    }
+
+    /// Sends a [`PreparedMessage`] (a frame built once for many
+    /// connections: a broadcast) and waits until the socket has taken it.
+    /// Server side only ([`UsageError::ServerOnly`] otherwise); the send
+    /// buffer policy applies as for [`send`](Self::send).
+    pub async fn send_prepared(&mut self, msg: &PreparedMessage) -> Result<(), Error> {
+        self.wait_room(msg.payload().len()).await?;
+        self.inner.queue_prepared(msg)?;
+        self.flush().await
+    }
+
+    /// [`SendBufferPolicy::Wait`]: writes what is queued until `len` more
+    /// bytes fit.
+    async fn wait_room(&mut self, len: usize) -> Result<(), Error> {
+        while self.inner.conn.should_wait(len) {
+            self.flush().await?;
+        }
+        Ok(())
     }
 
     /// Queues a message without flushing. It is written by the next
@@ -350,7 +386,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// `ws.send(data, { compress: false })`), for data that is already
     /// compressed or too small to gain. Cancel safe like `send`.
     pub async fn send_uncompressed(&mut self, msg: impl Into<Message>) -> Result<(), Error> {
-        self.inner.queue_with(msg.into(), false)?;
+        let msg = msg.into();
+        self.wait_room(msg.as_payload().len()).await?;
+        self.inner.queue_with(msg, false)?;
         self.flush().await
     }
 
@@ -497,15 +535,34 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketReader<S> {
 
 impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketWriter<S> {
     /// Sends a message and waits until the socket has taken it.
+    /// The send buffer policy applies as for [`WebSocket::send`].
     pub async fn send(&mut self, msg: impl Into<Message>) -> Result<(), Error> {
-        lock(&self.shared).queue(msg.into())?;
+        let msg = msg.into();
+        self.wait_room(msg.as_payload().len()).await?;
+        lock(&self.shared).queue(msg)?;
         self.flush().await
     }
 
     /// Sends a message uncompressed; see [`WebSocket::send_uncompressed`].
     pub async fn send_uncompressed(&mut self, msg: impl Into<Message>) -> Result<(), Error> {
-        lock(&self.shared).queue_with(msg.into(), false)?;
+        let msg = msg.into();
+        self.wait_room(msg.as_payload().len()).await?;
+        lock(&self.shared).queue_with(msg, false)?;
         self.flush().await
+    }
+
+    /// Sends a prepared message; see [`WebSocket::send_prepared`].
+    pub async fn send_prepared(&mut self, msg: &PreparedMessage) -> Result<(), Error> {
+        self.wait_room(msg.payload().len()).await?;
+        lock(&self.shared).queue_prepared(msg)?;
+        self.flush().await
+    }
+
+    async fn wait_room(&mut self, len: usize) -> Result<(), Error> {
+        while lock(&self.shared).conn.should_wait(len) {
+            self.flush().await?;
+        }
+        Ok(())
     }
 
     /// Writes everything queued.

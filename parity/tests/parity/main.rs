@@ -12,6 +12,7 @@ mod echo;
 mod frames;
 mod handshake;
 mod limits;
+mod server_features;
 mod subprotocol;
 mod violations;
 
