@@ -35,13 +35,17 @@ fn read_until<S: Read + Transport>(
     }
 }
 
-/// Connects to a `ws://` URL over TCP with the default configuration.
-/// Returns the socket and the server's 101 response.
+/// Connects to a `ws://` URL over TCP with the default configuration,
+/// offering permessage-deflate (like Node's `ws`; [`connect_with`] or
+/// [`crate::client::connect_with_options`] with `deflate(None)` do not).
+/// Returns the socket and the server's 101 response. For `ws+unix:`,
+/// proxies, redirects and the other options see [`crate::client`].
 pub fn connect(url: &str) -> Result<(WebSocket<TcpStream>, http::Response<()>), Error> {
     let req = http::Request::get(url)
         .body(())
         .map_err(|_| Error::Usage(UsageError::InvalidRequest))?;
-    connect_with(req, Config::default())
+    let config = Config::default().deflate(Some(ws_proto::DeflateConfig::default()));
+    connect_with(req, config)
 }
 
 /// Connects with a request you built (headers such as

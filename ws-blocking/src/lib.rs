@@ -80,6 +80,7 @@ pub use ws_proto::{
     Message, ProtocolError, Reject, Role, UsageError, Utf8Bytes,
 };
 
+pub mod client;
 mod handshake;
 mod split;
 #[cfg(feature = "rustls")]

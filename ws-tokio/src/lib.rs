@@ -40,6 +40,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Sleep;
 use ws_proto::{ClientHandshake, Connection, Event, ServerHandshake, Transmit};
 
+pub mod client;
 #[cfg(feature = "rustls")]
 pub mod tls;
 
@@ -642,13 +643,17 @@ async fn with_deadline<T>(
     }
 }
 
-/// Connects to a `ws://` URL over TCP with the default configuration.
-/// Returns the socket and the server's 101 response.
+/// Connects to a `ws://` URL over TCP with the default configuration,
+/// offering permessage-deflate (like Node's `ws`; [`connect_with`] or
+/// [`client::connect_with_options`] with `deflate(None)` do not). Returns
+/// the socket and the server's 101 response. For `ws+unix:`, proxies,
+/// redirects and the other options see [`client`].
 pub async fn connect(url: &str) -> Result<(WebSocket<TcpStream>, http::Response<()>), Error> {
     let req = http::Request::get(url)
         .body(())
         .map_err(|_| Error::Usage(UsageError::InvalidRequest))?;
-    connect_with(req, Config::default()).await
+    let config = Config::default().deflate(Some(DeflateConfig::default()));
+    connect_with(req, config).await
 }
 
 /// Connects with a request you built (headers such as
