@@ -41,6 +41,9 @@ use tokio::time::Sleep;
 use ws_proto::{ClientHandshake, Connection, Event, ServerHandshake, Transmit};
 
 pub mod client;
+pub mod server;
+#[cfg(feature = "hyper")]
+mod upgrade_hyper;
 #[cfg(feature = "rustls")]
 pub mod tls;
 
@@ -109,6 +112,8 @@ struct Inner<S> {
     io_error: Option<Error>,
     close_info: Option<CloseInfo>,
     finished: bool,
+    /// Set when the connection is in a [`server::Clients`] set.
+    tracker: Option<server::Tracker>,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
@@ -124,6 +129,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
             io_error: None,
             close_info: None,
             finished: false,
+            tracker: None,
         }
     }
 
@@ -203,6 +209,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
     /// Drives the connection until the next message or the end.
     fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, Error>>> {
         loop {
+            if let Some(t) = &self.tracker {
+                // Messages other tasks queued for this client.
+                t.drain(&mut self.conn, cx.waker());
+            }
             if let Some(ev) = self.conn.poll_event() {
                 match ev {
                     Event::Text(t) => return Poll::Ready(Some(Ok(Message::Text(t)))),
@@ -218,6 +228,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
                         let _ = self.poll_flush(cx, Side::Read);
                         self.close_info = Some(info.clone());
                         self.finished = true;
+                        // Out of the client set: the connection ended.
+                        self.tracker = None;
                         return Poll::Ready(Some(info.into_result(self.io_error.take())));
                     }
                     _ => continue,
