@@ -24,6 +24,9 @@ impl Pki {
         let ca_key = rcgen::KeyPair::generate().unwrap();
         let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
         params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "ws-rs test CA");
         let ca_cert = params.self_signed(&ca_key).unwrap();
         Pki { ca_cert, ca_key }
     }
@@ -238,4 +241,162 @@ fn silent_server_hits_the_client_handshake_timeout() {
     );
     assert_eq!(r.unwrap_err(), Error::Handshake(HandshakeError::Timeout));
     drop(listener);
+}
+
+// ------------------------------------------------- a third-party peer --
+
+/// Python's `websockets` as a TLS client (`client URL CA`) or server
+/// (`server CERT KEY`: prints its port, lives at most 30 s).
+const PEER_PY: &str = r#"
+import asyncio, ssl, sys
+from websockets.asyncio.server import serve
+from websockets.asyncio.client import connect
+
+async def echo(ws):
+    async for m in ws:
+        await ws.send(m)
+
+async def server(cert, key):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    async with serve(echo, "127.0.0.1", 0, ssl=ctx) as srv:
+        print(srv.sockets[0].getsockname()[1], flush=True)
+        await asyncio.sleep(30)
+
+async def client(url, ca):
+    ctx = ssl.create_default_context(cafile=ca)
+    async with connect(url, ssl=ctx) as ws:
+        await ws.send("hello from python")
+        assert await ws.recv() == "hello from python"
+        await ws.send(bytes(range(256)) * 100)
+        assert await ws.recv() == bytes(range(256)) * 100
+    print("OK", flush=True)
+
+if sys.argv[1] == "server":
+    asyncio.run(server(sys.argv[2], sys.argv[3]))
+else:
+    asyncio.run(client(sys.argv[2], sys.argv[3]))
+"#;
+
+/// A directory with the peer script, the CA, and a server certificate and
+/// key for localhost; `None` (the test is skipped, with a notice) when
+/// Python's `websockets` is missing, unless `WS_REQUIRE_PEERS=1`.
+fn python_peer(pki: &Pki, tag: &str) -> Option<std::path::PathBuf> {
+    let found = std::process::Command::new("python3")
+        .args(["-c", "import websockets.asyncio.server"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !found {
+        if std::env::var("WS_REQUIRE_PEERS").as_deref() == Ok("1") {
+            panic!("WS_REQUIRE_PEERS=1 but `python3 -c 'import websockets'` fails");
+        }
+        eprintln!("SKIPPED: Python's websockets is not installed (pip install websockets)");
+        return None;
+    }
+    let dir = std::env::temp_dir().join(format!("ws-blocking-tls-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("peer.py"), PEER_PY).unwrap();
+    std::fs::write(dir.join("ca.pem"), pki.ca_cert.pem()).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .signed_by(&key, &pki.ca_cert, &pki.ca_key)
+        .unwrap();
+    std::fs::write(dir.join("cert.pem"), cert.pem()).unwrap();
+    std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
+    Some(dir)
+}
+
+/// A child process that is killed (by its handle) when dropped.
+struct Peer(std::process::Child);
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts the Python server; returns it and its port.
+fn python_server(dir: &std::path::Path) -> (Peer, u16) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new("python3")
+        .arg(dir.join("peer.py"))
+        .arg("server")
+        .args([dir.join("cert.pem"), dir.join("key.pem")])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let peer = Peer(child);
+    let mut line = String::new();
+    std::io::BufReader::new(stdout)
+        .read_line(&mut line)
+        .unwrap();
+    let port = line
+        .trim()
+        .parse::<u16>()
+        .expect("the Python server prints its port");
+    (peer, port)
+}
+
+#[test]
+fn python_websockets_client_against_our_wss_server() {
+    let pki = Pki::new();
+    let Some(dir) = python_peer(&pki, "pyclient") else {
+        return;
+    };
+    let cfg = ServerTls::from_pem_files(dir.join("cert.pem"), dir.join("key.pem"))
+        .unwrap()
+        .build()
+        .unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = thread::spawn(move || {
+        let (tcp, _) = listener.accept().unwrap();
+        let mut ws =
+            tls::accept_with(tcp, cfg, config(), |_| Ok(ws_blocking::Accept::new())).unwrap();
+        let mut echoed = 0;
+        while let Some(m) = ws.recv() {
+            let m = m.unwrap();
+            if m.is_data() {
+                ws.send(m).unwrap();
+                echoed += 1;
+            }
+        }
+        echoed
+    });
+    let child = std::process::Command::new("python3")
+        .arg(dir.join("peer.py"))
+        .args(["client", &format!("wss://localhost:{port}/")])
+        .arg(dir.join("ca.pem"))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The script is bounded by the server's handshake and close timeouts.
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "python client failed: {out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "OK");
+    assert_eq!(server.join().unwrap(), 2);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn our_wss_client_against_python_websockets_server() {
+    let pki = Pki::new();
+    let Some(dir) = python_peer(&pki, "pyserver") else {
+        return;
+    };
+    let (peer, port) = python_server(&dir);
+    let client = pki.client().build().unwrap();
+    let (mut ws, _) = tls::connect_with(
+        request(&format!("wss://localhost:{port}/")),
+        config(),
+        client,
+    )
+    .unwrap();
+    echo_round_trip(&mut ws);
+    drop(peer);
+    let _ = std::fs::remove_dir_all(&dir);
 }
