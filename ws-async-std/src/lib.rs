@@ -536,14 +536,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// after the first poll: the message is queued then, and written by
     /// the next call that flushes.
     ///
-    /// When more than [`Config::max_send_buffer`] would be queued, the
+    /// While [`Config::max_send_buffer`] bytes or more are queued, the
     /// [`Config::send_buffer_policy`] decides: `Wait` (the default) first
     /// writes what is queued (cancelled then, the message was not
     /// queued), `Fail` returns [`UsageError::SendBufferFull`] and queues
     /// nothing.
     pub async fn send(&mut self, msg: impl Into<Message>) -> Result<(), Error> {
         let msg = msg.into();
-        self.wait_room(msg.as_payload().len()).await?;
+        self.wait_room().await?;
         self.inner.queue(msg)?;
         self.flush().await
     }
@@ -553,15 +553,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// Server side only ([`UsageError::ServerOnly`] otherwise); the send
     /// buffer policy and cancel safety are as for [`send`](Self::send).
     pub async fn send_prepared(&mut self, msg: &PreparedMessage) -> Result<(), Error> {
-        self.wait_room(msg.payload().len()).await?;
+        self.wait_room().await?;
         self.inner.queue_prepared(msg)?;
         self.flush().await
     }
 
-    /// [`SendBufferPolicy::Wait`]: writes what is queued until `len` more
-    /// bytes fit.
-    async fn wait_room(&mut self, len: usize) -> Result<(), Error> {
-        while self.inner.conn.should_wait(len) {
+    /// [`SendBufferPolicy::Wait`]: writes what is queued while it is over
+    /// the bound.
+    async fn wait_room(&mut self) -> Result<(), Error> {
+        while self.inner.conn.should_wait() {
             self.flush().await?;
         }
         Ok(())
@@ -581,7 +581,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// compressed or too small to gain. Cancel safe like `send`.
     pub async fn send_uncompressed(&mut self, msg: impl Into<Message>) -> Result<(), Error> {
         let msg = msg.into();
-        self.wait_room(msg.as_payload().len()).await?;
+        self.wait_room().await?;
         self.inner.queue_with(msg, false)?;
         self.flush().await
     }
@@ -650,14 +650,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Stream for WebSocket<S> {
     }
 }
 
-/// Queue limit above which `Sink::poll_ready` flushes first.
+/// Queue limit above which `Sink::poll_ready` flushes first (it also does
+/// when `Config::max_send_buffer` is reached under `SendBufferPolicy::Wait`).
 const SINK_HIGH_WATER: usize = 64 * 1024;
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocket<S> {
     type Error = Error;
     fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         let inner = &mut self.get_mut().inner;
-        if inner.conn.buffered_amount() > SINK_HIGH_WATER {
+        if inner.conn.buffered_amount() > SINK_HIGH_WATER || inner.conn.should_wait() {
             inner.poll_flush(cx, Side::Write)
         } else {
             Poll::Ready(Ok(()))
@@ -740,20 +741,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketWriter<S> {
     /// after the first poll, like [`WebSocket::send`].
     pub async fn send(&mut self, msg: impl Into<Message>) -> Result<(), Error> {
         let msg = msg.into();
-        self.wait_room(msg.as_payload().len()).await?;
+        self.wait_room().await?;
         lock(&self.shared).queue(msg)?;
         self.flush().await
     }
 
     /// Sends a prepared message; see [`WebSocket::send_prepared`].
     pub async fn send_prepared(&mut self, msg: &PreparedMessage) -> Result<(), Error> {
-        self.wait_room(msg.payload().len()).await?;
+        self.wait_room().await?;
         lock(&self.shared).queue_prepared(msg)?;
         self.flush().await
     }
 
-    async fn wait_room(&mut self, len: usize) -> Result<(), Error> {
-        while lock(&self.shared).conn.should_wait(len) {
+    async fn wait_room(&mut self) -> Result<(), Error> {
+        while lock(&self.shared).conn.should_wait() {
             self.flush().await?;
         }
         Ok(())
@@ -767,7 +768,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketWriter<S> {
     /// Sends a message uncompressed; see [`WebSocket::send_uncompressed`].
     pub async fn send_uncompressed(&mut self, msg: impl Into<Message>) -> Result<(), Error> {
         let msg = msg.into();
-        self.wait_room(msg.as_payload().len()).await?;
+        self.wait_room().await?;
         lock(&self.shared).queue_with(msg, false)?;
         self.flush().await
     }
@@ -807,7 +808,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocketWriter<S> {
     type Error = Error;
     fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         let mut g = lock(&self.shared);
-        if g.conn.buffered_amount() > SINK_HIGH_WATER {
+        if g.conn.buffered_amount() > SINK_HIGH_WATER || g.conn.should_wait() {
             g.poll_flush(cx, Side::Write)
         } else {
             Poll::Ready(Ok(()))

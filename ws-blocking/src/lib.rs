@@ -431,13 +431,13 @@ impl<S: Read + Write + Transport> WebSocket<S> {
 
     /// Sends a message: queues it and writes everything queued.
     ///
-    /// When more than [`Config::max_send_buffer`] would be queued, the
+    /// While [`Config::max_send_buffer`] bytes or more are queued, the
     /// [`Config::send_buffer_policy`] decides: `Wait` (the default) first
     /// writes what is queued, `Fail` returns
     /// [`UsageError::SendBufferFull`] and queues nothing.
     pub fn send(&mut self, msg: impl Into<Message>) -> Result<(), Error> {
         let msg = msg.into();
-        self.wait_room(msg.as_payload().len())?;
+        self.wait_room()?;
         self.core.queue(msg)?;
         self.flush()
     }
@@ -447,15 +447,15 @@ impl<S: Read + Write + Transport> WebSocket<S> {
     /// Server side only ([`UsageError::ServerOnly`] otherwise); the send
     /// buffer policy applies as for [`send`](Self::send).
     pub fn send_prepared(&mut self, msg: &PreparedMessage) -> Result<(), Error> {
-        self.wait_room(msg.payload().len())?;
+        self.wait_room()?;
         self.core.queue_prepared(msg)?;
         self.flush()
     }
 
-    /// [`SendBufferPolicy::Wait`]: writes what is queued until `len` more
-    /// bytes fit.
-    fn wait_room(&mut self, len: usize) -> Result<(), Error> {
-        while self.core.conn.should_wait(len) {
+    /// [`SendBufferPolicy::Wait`]: writes what is queued while it is over
+    /// the bound.
+    fn wait_room(&mut self) -> Result<(), Error> {
+        while self.core.conn.should_wait() {
             self.flush()?;
         }
         Ok(())
@@ -475,7 +475,7 @@ impl<S: Read + Write + Transport> WebSocket<S> {
     /// compressed or too small to gain.
     pub fn send_uncompressed(&mut self, msg: impl Into<Message>) -> Result<(), Error> {
         let msg = msg.into();
-        self.wait_room(msg.as_payload().len())?;
+        self.wait_room()?;
         self.core.queue_with(msg, false)?;
         self.flush()
     }

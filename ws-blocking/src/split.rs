@@ -307,18 +307,18 @@ where
     /// buffer policy applies as for [`WebSocket::send`].
     pub fn send(&mut self, msg: impl Into<Message>) -> Result<(), Error> {
         let msg = msg.into();
-        self.wait_room(msg.as_payload().len())?;
+        self.wait_room()?;
         self.shared.write_out(|c| c.queue(msg))
     }
 
     /// Sends a prepared message; see [`WebSocket::send_prepared`].
     pub fn send_prepared(&mut self, msg: &crate::PreparedMessage) -> Result<(), Error> {
-        self.wait_room(msg.payload().len())?;
+        self.wait_room()?;
         self.shared.write_out(|c| c.queue_prepared(msg))
     }
 
-    fn wait_room(&mut self, len: usize) -> Result<(), Error> {
-        while self.shared.core().conn.should_wait(len) {
+    fn wait_room(&mut self) -> Result<(), Error> {
+        while self.shared.core().conn.should_wait() {
             self.flush()?;
         }
         Ok(())
@@ -332,7 +332,7 @@ where
     /// Sends a message uncompressed; see [`WebSocket::send_uncompressed`].
     pub fn send_uncompressed(&mut self, msg: impl Into<Message>) -> Result<(), Error> {
         let msg = msg.into();
-        self.wait_room(msg.as_payload().len())?;
+        self.wait_room()?;
         self.shared.write_out(|c| c.queue_with(msg, false))
     }
 

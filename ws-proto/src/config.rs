@@ -21,7 +21,7 @@ use std::time::Duration;
 /// | `deflate` | off | permessage-deflate (RFC 7692) offered (client) or accepted (server); settings and defaults in [`DeflateConfig`] |
 /// | `ping_interval` | off | a ping is sent after this long without receiving anything, and again every interval while the silence lasts |
 /// | `idle_timeout` | off | nothing received for this long: the connection fails at once, without a close handshake ([`Ending::IdleTimeout`](crate::Ending::IdleTimeout), reported as 1006) |
-/// | `max_send_buffer` | 16 MiB | a send is refused with [`UsageError::SendBufferFull`](crate::UsageError::SendBufferFull) when the queue is not empty and would grow past it |
+/// | `max_send_buffer` | 16 MiB | a send is refused with [`UsageError::SendBufferFull`](crate::UsageError::SendBufferFull) while this much or more is queued (so the queue holds at most this plus one message) |
 /// | `send_buffer_policy` | `Wait` | what an adapter's `send` does then: wait for the socket to drain, or return the error ([`SendBufferPolicy`]) |
 ///
 /// # Heartbeat
@@ -74,9 +74,9 @@ pub struct Config {
     /// Fail the connection when nothing was received for this long (while
     /// it is open). `None` (the default): no limit.
     pub idle_timeout: Option<Duration>,
-    /// The most bytes the send queue may hold once a message is accepted
-    /// (see [`Connection::would_block`](crate::Connection::would_block)): a
-    /// message is always accepted into an empty queue, whatever its size.
+    /// Sends are refused while the send queue holds this many bytes or
+    /// more (see [`Connection::would_block`](crate::Connection::would_block)):
+    /// a high-water mark, so the queue holds at most this plus one message.
     pub max_send_buffer: usize,
     /// What an adapter's `send` does when the queue is over
     /// `max_send_buffer`.
@@ -90,7 +90,7 @@ pub struct Config {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]
 pub enum SendBufferPolicy {
-    /// Wait until the socket took enough of the queue
+    /// Write the queue out first while it is over the bound
     /// ([`Connection::should_wait`](crate::Connection::should_wait)), then send: nothing
     /// a caller sent is lost, and a slow reader slows the sender down. The
     /// default. Calls that cannot wait (`feed`) return the error.

@@ -406,24 +406,23 @@ impl Connection {
         self.out.len() + self.pending_pong.as_ref().map_or(0, |p| p.len() + 2 + mask)
     }
 
-    /// Whether a message of `len` payload bytes would be refused with
-    /// [`UsageError::SendBufferFull`] now: something is queued and the
-    /// queue would grow past [`Config::max_send_buffer`]. A message is
-    /// always accepted into an empty queue. An adapter whose policy is
-    /// [`SendBufferPolicy::Wait`](crate::SendBufferPolicy::Wait) writes
-    /// until this is false before sending.
-    pub fn would_block(&self, len: usize) -> bool {
+    /// Whether a send would be refused with [`UsageError::SendBufferFull`]
+    /// now: the queue holds [`Config::max_send_buffer`] bytes or more (and
+    /// is not empty). Any message is accepted below the bound, so the queue
+    /// holds at most the bound plus one message (plus control frames the
+    /// core owes the peer). Closing is never refused.
+    pub fn would_block(&self) -> bool {
         let queued = self.buffered_amount();
-        queued != 0 && queued.saturating_add(len) > self.config.max_send_buffer
+        queued != 0 && queued >= self.config.max_send_buffer
     }
 
-    /// Whether a driver must write out what is queued before sending
-    /// `len` payload bytes: the policy is [`SendBufferPolicy::Wait`] and
-    /// the send would be refused now ([`would_block`](Self::would_block)).
-    /// With [`SendBufferPolicy::Fail`] it is always false: the send is
-    /// made and returns the error.
-    pub fn should_wait(&self, len: usize) -> bool {
-        self.config.send_buffer_policy == SendBufferPolicy::Wait && self.would_block(len)
+    /// Whether a driver must write out what is queued before sending: the
+    /// policy is [`SendBufferPolicy::Wait`] and a send would be refused now
+    /// ([`would_block`](Self::would_block)). With
+    /// [`SendBufferPolicy::Fail`] it is always false: the send is made and
+    /// returns the error.
+    pub fn should_wait(&self) -> bool {
+        self.config.send_buffer_policy == SendBufferPolicy::Wait && self.would_block()
     }
 
     /// How many more bytes the send queue takes before
@@ -561,12 +560,12 @@ impl Connection {
     ) -> Result<(), UsageError> {
         match msg {
             Message::Text(t) => {
-                self.check_whole_message(t.len())?;
+                self.check_whole_message()?;
                 self.queue_message(OpCode::Text, t.into_bytes(), compress);
                 Ok(())
             }
             Message::Binary(b) => {
-                self.check_whole_message(b.len())?;
+                self.check_whole_message()?;
                 self.queue_message(OpCode::Binary, b, compress);
                 Ok(())
             }
@@ -579,7 +578,7 @@ impl Connection {
     /// bytes long.
     pub fn send_text(&mut self, text: impl Into<Utf8Bytes>) -> Result<(), UsageError> {
         let text = text.into();
-        self.check_whole_message(text.len())?;
+        self.check_whole_message()?;
         self.queue_message(OpCode::Text, text.into_bytes(), true);
         Ok(())
     }
@@ -587,7 +586,7 @@ impl Connection {
     /// Queues a binary message; compressed like [`send_text`](Self::send_text).
     pub fn send_binary(&mut self, data: impl Into<Bytes>) -> Result<(), UsageError> {
         let data = data.into();
-        self.check_whole_message(data.len())?;
+        self.check_whole_message()?;
         self.queue_message(OpCode::Binary, data, true);
         Ok(())
     }
@@ -606,7 +605,7 @@ impl Connection {
         if self.role != Role::Server {
             return Err(UsageError::ServerOnly);
         }
-        self.check_whole_message(msg.payload().len())?;
+        self.check_whole_message()?;
         match self.deflate.as_mut() {
             Some(d) if msg.is_compressed() => {
                 match msg.compressed_for(d.params.local_max_window_bits) {
@@ -639,7 +638,7 @@ impl Connection {
         compress: bool,
     ) -> Result<(), UsageError> {
         let data = data.into();
-        self.check_whole_message(data.len())?;
+        self.check_whole_message()?;
         let opcode = match kind {
             DataKind::Text => {
                 if simdutf8::basic::from_utf8(&data).is_err() {
@@ -693,7 +692,7 @@ impl Connection {
                 DataKind::Binary => OpCode::Binary,
             },
         };
-        if self.would_block(data.len()) {
+        if self.would_block() {
             return Err(UsageError::SendBufferFull);
         }
         if kind == DataKind::Text {
@@ -1204,14 +1203,14 @@ impl Connection {
 
     // ----- internals: output -----
 
-    fn check_whole_message(&self, len: usize) -> Result<(), UsageError> {
+    fn check_whole_message(&self) -> Result<(), UsageError> {
         if self.state != State::Open {
             return Err(UsageError::Closed);
         }
         if self.sending.is_some() {
             return Err(UsageError::FragmentedMessageInProgress);
         }
-        if self.would_block(len) {
+        if self.would_block() {
             return Err(UsageError::SendBufferFull);
         }
         Ok(())
@@ -1224,7 +1223,7 @@ impl Connection {
         if data.len() > 125 {
             return Err(UsageError::ControlPayloadTooLong);
         }
-        if self.would_block(data.len()) {
+        if self.would_block() {
             return Err(UsageError::SendBufferFull);
         }
         self.queue_frame(op, true, data);

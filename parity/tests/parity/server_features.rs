@@ -261,32 +261,32 @@ fn prepared_messages_with_deflate() {
     });
 }
 
-/// The send buffer bound: `feed` fills the queue; with `Fail` a `send`
-/// that does not fit is refused (nothing queued, nothing lost), with
-/// `Wait` it first writes what is queued. `feed` cannot wait and is
-/// refused under either policy.
+/// The send buffer bound (a high-water mark): `feed` fills the queue past
+/// it; then `feed` is refused under either policy (it cannot wait), and
+/// `send` is refused with `Fail` (nothing queued, nothing lost) or first
+/// writes the queue out with `Wait`.
 #[test]
 fn send_buffer_policy() {
     let chunk = |b: u8| Message::binary(vec![b; 600]);
-    let expected = |role| {
-        // 600 bytes and a 4-byte header, plus the mask key from a client.
-        let queued = if role == Role::Client { 608 } else { 604 };
+    let full = || Obs::Sent(Err(Error::Usage(UsageError::SendBufferFull)));
+    let expected = move |role| {
+        // Two frames of 600 bytes and a 4-byte header, plus the mask keys
+        // from a client.
+        let queued = if role == Role::Client { 1216 } else { 1208 };
         let mut v = Vec::new();
         for policy in ["Fail", "Wait"] {
             v.push(Obs::note(policy));
             v.push(Obs::Sent(Ok(()))); // feed a
+            v.push(Obs::Sent(Ok(()))); // feed b: below the bound, taken
             v.push(Obs::Buffered(queued));
+            v.push(full()); // feed c
             if policy == "Fail" {
-                v.push(Obs::Sent(Err(Error::Usage(UsageError::SendBufferFull)))); // send b
+                v.push(full()); // send d
                 v.push(Obs::Buffered(queued));
                 v.push(Obs::Sent(Ok(()))); // flush
-                v.push(Obs::Sent(Ok(()))); // send c
             } else {
-                v.push(Obs::Sent(Ok(()))); // send b: waits, then goes
+                v.push(Obs::Sent(Ok(()))); // send d: writes a and b first
                 v.push(Obs::Buffered(0));
-                v.push(Obs::Sent(Ok(()))); // feed c
-                v.push(Obs::Sent(Err(Error::Usage(UsageError::SendBufferFull))));
-                // feed d
             }
             v.push(Obs::Closed(Ok(())));
             v.extend(clean_end(
@@ -296,11 +296,9 @@ fn send_buffer_policy() {
                 Obs::close(1000, ""),
             ));
             v.push(Wire::binary(&[b'a'; 600]).into());
-            if policy == "Fail" {
-                v.push(Wire::binary(&[b'c'; 600]).into());
-            } else {
-                v.push(Wire::binary(&[b'b'; 600]).into());
-                v.push(Wire::binary(&[b'c'; 600]).into());
+            v.push(Wire::binary(&[b'b'; 600]).into());
+            if policy == "Wait" {
+                v.push(Wire::binary(&[b'd'; 600]).into());
             }
             v.push(Wire::close(1000, "").into());
             v.push(Wire::Eof.into());
@@ -336,16 +334,16 @@ fn send_buffer_policy() {
                     out
                 },
                 move |s| {
-                    let mut out = vec![Obs::Sent(s.feed(chunk(b'a')))];
-                    out.push(Obs::Buffered(s.buffered_amount()));
-                    out.push(Obs::Sent(s.send(chunk(b'b'))));
-                    out.push(Obs::Buffered(s.buffered_amount()));
+                    let mut out = vec![
+                        Obs::Sent(s.feed(chunk(b'a'))),
+                        Obs::Sent(s.feed(chunk(b'b'))),
+                        Obs::Buffered(s.buffered_amount()),
+                        Obs::Sent(s.feed(chunk(b'c'))),
+                        Obs::Sent(s.send(chunk(b'd'))),
+                        Obs::Buffered(s.buffered_amount()),
+                    ];
                     if policy == SendBufferPolicy::Fail {
                         out.push(Obs::Sent(s.flush()));
-                        out.push(Obs::Sent(s.send(chunk(b'c'))));
-                    } else {
-                        out.push(Obs::Sent(s.feed(chunk(b'c'))));
-                        out.push(Obs::Sent(s.feed(chunk(b'd'))));
                     }
                     out.push(s.close_obs(1000, ""));
                     out.extend(s.drain());
