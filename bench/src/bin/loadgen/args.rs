@@ -25,6 +25,9 @@ each, verifies every echoed byte, and after --warmup seconds measures for
                           the server must accept it; messages of at least
                           1 KiB go out compressed (pre-built), compressed
                           echoes are inflated and verified
+  --deflate-offer OFFER   with --deflate: the extension offer to send
+                          [permessage-deflate; client_max_window_bits]
+                          e.g. \"permessage-deflate; server_no_context_takeover\"
   --server-pid PID        sample the server's CPU (/proc/PID/stat) and RSS
                           (/proc/PID/status) around the measured window
   --spin                  busy-poll (epoll_wait with zero timeout) instead of
@@ -52,6 +55,7 @@ pub struct Args {
     pub idle: bool,
     pub idle_echo: bool,
     pub deflate: bool,
+    pub deflate_offer: String,
     pub server_pid: Option<u32>,
     pub label: String,
     pub connect_concurrency: usize,
@@ -141,6 +145,7 @@ pub fn parse() -> Result<Args, String> {
         idle: false,
         idle_echo: false,
         deflate: false,
+        deflate_offer: crate::proto::DEFLATE_OFFER.to_string(),
         server_pid: None,
         label: String::new(),
         connect_concurrency: 256,
@@ -177,6 +182,10 @@ pub fn parse() -> Result<Args, String> {
             "--idle" => a.idle = true,
             "--idle-echo" => a.idle_echo = true,
             "--deflate" => a.deflate = true,
+            "--deflate-offer" => {
+                a.deflate = true;
+                a.deflate_offer = value()?;
+            }
             "--spin" => a.spin = true,
             "--autogroup-nice" => {
                 let v: i32 = value()?

@@ -408,7 +408,12 @@ fn run(a: &Args) -> Result<Report, String> {
                 conns.push(Conn {
                     sock,
                     state: State::Connecting,
-                    hs_req: proto::handshake_request(&a.host_header, &a.path, &key, a.deflate),
+                    hs_req: proto::handshake_request(
+                        &a.host_header,
+                        &a.path,
+                        &key,
+                        a.deflate.then_some(a.deflate_offer.as_str()),
+                    ),
                     hs_off: 0,
                     hs_resp: Vec::new(),
                     accept: proto::accept_for(&key),
@@ -479,6 +484,7 @@ fn run(a: &Args) -> Result<Report, String> {
                                 // One message each, then hold: memory after
                                 // first use (lazily allocated compressors).
                                 stats.refill = false;
+                                stats.last_progress = now;
                                 for (id, c) in conns.iter_mut().enumerate() {
                                     c.credits = 1;
                                     c.try_send(now, &mut stats)
@@ -506,13 +512,18 @@ fn run(a: &Args) -> Result<Report, String> {
                     }
                 }
                 Phase::Hold => {
-                    if now >= phase_end {
-                        if stats.outstanding > 0 {
+                    if now >= phase_end && stats.outstanding > 0 {
+                        // --idle-echo: hold until every echo is back (a slow
+                        // server is given time), unless echoes stopped coming.
+                        if now.saturating_duration_since(stats.last_progress) > a.stall_timeout {
                             return Err(format!(
                                 "{} echoes missing after the hold",
                                 stats.outstanding
                             ));
                         }
+                        phase_end = now + Duration::from_millis(500);
+                    }
+                    if now >= phase_end {
                         rep.rss_end_kb = rss(pid);
                         rep.window_secs = a.duration.as_secs_f64();
                         phase = Phase::Closing;

@@ -80,11 +80,11 @@ pub const DEFLATE_OFFER: &str = "permessage-deflate; client_max_window_bits";
 /// `--deflate` (the default threshold of Node's `ws` and of ours).
 pub const DEFLATE_THRESHOLD: usize = 1024;
 
-pub fn handshake_request(host: &str, path: &str, key: &str, deflate: bool) -> Vec<u8> {
-    let ext = if deflate {
-        format!("Sec-WebSocket-Extensions: {DEFLATE_OFFER}\r\n")
-    } else {
-        String::new()
+/// The opening request; `deflate` is the `Sec-WebSocket-Extensions` offer.
+pub fn handshake_request(host: &str, path: &str, key: &str, deflate: Option<&str>) -> Vec<u8> {
+    let ext = match deflate {
+        Some(offer) => format!("Sec-WebSocket-Extensions: {offer}\r\n"),
+        None => String::new(),
     };
     format!(
         "GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
