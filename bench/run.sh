@@ -56,6 +56,17 @@ FULL_CELLS="1:16:1 100:16:1 100:1KiB:1 10:16KiB:1 500:16KiB:1 1:1MiB:1 10:16:16"
 QUICK_CELLS="1:16:1 100:1KiB:1 10:16KiB:1 1:1MiB:1"
 BUSY_CELL="500:16KiB:1" # the per-busy-connection memory figure comes from here
 DEFLATE_CELLS="1:16:1 100:16:1 100:1KiB:1 10:16KiB:1 500:16KiB:1"
+# --clients: client-side cost. One echo server (CLIENT_SERVER), driven in
+# turn by loadgen and by our clients (bench/src/bin/client-bench.rs), each
+# keeping one message in flight per connection; the table shows messages/s
+# and the client's own CPU per message.
+CLIENT_SERVER="$REL/bench-ws-mio-echo --addr 127.0.0.1:{port} --threads 1"
+CLIENTS=(
+  "loadgen=$REL/loadgen"
+  "ws-tokio=$REL/client-bench --client tokio"
+  "ws-mio=$REL/client-bench --client mio"
+)
+CLIENT_CELLS="1:16:1 100:16:1 100:1KiB:1 10:16KiB:1"
 
 usage() {
   cat <<EOF
@@ -68,6 +79,11 @@ usage: bench/run.sh [options]
   --warmup S            unmeasured seconds before that       [1]
   --cells "C:S:K ..."   cells as CONNS:SIZE:INFLIGHT         [${FULL_CELLS}]
   --text                text messages instead of binary
+  --clients             client-side cost instead of the server matrix: one
+                        server (ws-mio's echo server) driven by loadgen, the
+                        ws-tokio client and the ws-mio client in turn
+                        (cells ${CLIENT_CELLS// /, }); msg/s and client
+                        CPU µs per message
   --deflate             permessage-deflate on: the servers in DEFLATE_SERVERS
                         (Node's ws, ws-tokio, ws-mio with --deflate), loadgen
                         --deflate, cells ${DEFLATE_CELLS// /, }; memory idle
@@ -91,7 +107,7 @@ EOF
 }
 
 RUNS="" DURATION="" WARMUP="" CELLS="" IDLE_CONNS="" MEMORY=1 BUILD=1
-TEXT="" DEFLATE=0 ONLY="" LOADGEN_ARGS="" QUIET_WAIT="" NICE=0 SERVER_CPU=0 LOADGEN_CPU=1 PORT=19100 OUT="" QUICK=0
+TEXT="" DEFLATE=0 CLIENT_MODE=0 ONLY="" LOADGEN_ARGS="" QUIET_WAIT="" NICE=0 SERVER_CPU=0 LOADGEN_CPU=1 PORT=19100 OUT="" QUICK=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) QUICK=1 ;;
@@ -101,6 +117,7 @@ while [ $# -gt 0 ]; do
     --cells) CELLS=$2; shift ;;
     --text) TEXT="--text" ;;
     --deflate) DEFLATE=1 ;;
+    --clients) CLIENT_MODE=1 ;;
     --only) ONLY=$2; shift ;;
     --server) SERVERS+=("$2"); shift ;;
     --idle-conns) IDLE_CONNS=$2; shift ;;
@@ -314,6 +331,76 @@ run_loadgen() {
   fi
   return $rc
 }
+
+# --- client mode ----------------------------------------------------------------
+if [ "$CLIENT_MODE" = 1 ]; then
+  [ "$CELLS" = "$FULL_CELLS" ] || [ "$CELLS" = "$QUICK_CELLS" ] && CELLS=$CLIENT_CELLS
+  CRAW=$OUT/clients.jsonl
+  : > "$CRAW"
+  log "client mode: server ${CLIENT_SERVER%% *}; cells $CELLS; runs $RUNS"
+  for run in $(seq 1 "$RUNS"); do
+    for cell in $CELLS; do
+      IFS=: read -r conns size inflight <<< "$cell"
+      for entry in "${CLIENTS[@]}"; do
+        cname=${entry%%=*} ccmd=${entry#*=}
+        [ -x "${ccmd%% *}" ] || { log "skip client $cname: ${ccmd%% *} not found"; continue; }
+        wait_quiet
+        start_server "server" "$CLIENT_SERVER" "client-$cname-$conns-$size.r$run" || continue
+        log "client $cname  conns=$conns size=$size  run $run/$RUNS"
+        limit=$(awk -v w="$WARMUP" -v d="$DURATION" 'BEGIN { printf "%d", w + d + 60 }')
+        read -r -a argv <<< "$ccmd"
+        out=$(timeout -k 5 "$limit" taskset -c "$LOADGEN_CPU" "${argv[@]}" \
+          --url "ws://127.0.0.1:$SERVER_PORT/" --conns "$conns" --size "$size" \
+          --warmup "$WARMUP" --duration "$DURATION" 2> "$OUT/logs/client.$cname.$cell.r$run.err")
+        stop_server
+        printf '%s\n' "$out" | grep -v '^{' | sed "s/^/    /" >&2
+        json=$(printf '%s\n' "$out" | grep '^{' | tail -1)
+        [ -z "$json" ] && json='{"error":"no output"}'
+        printf '{"clientname":"%s","cell":"%s",%s\n' "$cname" "$cell" "${json#\{}" >> "$CRAW"
+      done
+    done
+  done
+  SUMMARY=$OUT/summary.md
+  jget() { sed -n "s/.*\"$1\":\"\{0,1\}\([^,\"}]*\).*/\1/p" <<< "$2"; }
+  while IFS= read -r line; do
+    name=$(jget clientname "$line") cell=$(jget cell "$line") err=$(jget error "$line")
+    mps=$(jget msgs_per_sec "$line") us=$(jget client_cpu_us_per_msg "$line")
+    if [ -z "$us" ] && [ -n "$mps" ]; then # loadgen: from its CPU share
+      us=$(awk -v p="$(jget loadgen_cpu_pct "$line")" -v m="$mps" 'BEGIN { if (m > 0) printf "%.3f", p * 1e4 / m }')
+    fi
+    [ "$err" = "null" ] && err=""
+    printf '%s\t%s\t%s\t%s\t%s\n' "$name" "$cell" "$mps" "$us" "${err:+error}"
+  done < "$CRAW" | awk -F'\t' -v cells="$CELLS" -v names="$(printf '%s ' "${CLIENTS[@]%%=*}")" -v runs="$RUNS" -v dur="$DURATION" \
+    -v server="${CLIENT_SERVER%% *}" '
+function median(key,   n, i, j, t, a) {
+  n = split(vals[key], a, " "); if (n == 0 || vals[key] == "") return ""
+  for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
+  return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+}
+function add(key, v) { if (v == "") return; vals[key] = (vals[key] == "") ? v : vals[key] " " v }
+function cellname(c,   p) { split(c, p, ":"); return p[1] " × " p[2] }
+{ if ($5 != "") { err[$1 "|" $2]++; next } add($1 "|" $2 "|mps", $3); add($1 "|" $2 "|us", $4) }
+END {
+  ns = split(names, S, " "); nc = split(cells, C, " ")
+  printf "### Client cost: messages/s and client CPU µs per message (median of %s run%s, %ss; server: %s)\n\n", runs, (runs > 1) ? "s" : "", dur, server
+  hdr = "| cell |"; sep = "|---|"
+  for (s = 1; s <= ns; s++) { hdr = hdr " " S[s] " |"; sep = sep "---:|" }
+  print hdr; print sep
+  for (c = 1; c <= nc; c++) {
+    row = "| " cellname(C[c]) " |"
+    for (s = 1; s <= ns; s++) {
+      k = S[s] "|" C[c]; m = median(k "|mps"); u = median(k "|us")
+      row = row " " ((m == "") ? ((err[k] > 0) ? "error" : "–") : sprintf("%.0f msg/s, %.2f µs", m, u)) " |"
+    }
+    print row
+  }
+}' > "$SUMMARY"
+  echo
+  cat "$SUMMARY"
+  log "raw results: $CRAW; summary: $SUMMARY"
+  grep -q '"error":"' "$CRAW" && { log "some client runs failed"; exit 1; }
+  exit 0
+fi
 
 # --- the matrix ---------------------------------------------------------------
 START=$(date +%s)
