@@ -64,7 +64,21 @@
 //! (HTTP 431 from a server, a handshake error for a client);
 //! `handshake_timeout` 10 s; `close_timeout` 10 s; `auto_pong` on;
 //! `deflate` off ([`DeflateConfig`]'s defaults: level 6, 15-bit windows,
-//! context takeover, threshold 1024 bytes).
+//! context takeover, threshold 1024 bytes); `max_send_buffer` 16 MiB (a
+//! high-water mark: sends are refused with `UsageError::SendBufferFull`
+//! while that much is queued; [`SendBufferPolicy`] tells adapters to wait
+//! or to fail).
+//!
+//! # Heartbeat and broadcast
+//!
+//! [`Config::ping_interval`] and [`Config::idle_timeout`] (both off by
+//! default) live in the connection's timer table, next to the close
+//! timer: a peer silent for `ping_interval` is pinged, one silent for
+//! `idle_timeout` is dropped ([`Ending::IdleTimeout`]). `poll_timeout`
+//! returns the earliest deadline and `handle_timeout` fires whatever is
+//! due, so every driver gets the heartbeat by following rule 3 above.
+//! [`PreparedMessage`] builds a server frame once (and compresses it once)
+//! for [`Connection::send_prepared`] on many connections.
 //!
 //! A few bounds are fixed by RFC 6455 or by the design and have no knob:
 //! control frames carry at most 125 bytes (close 1002) and a close reason
