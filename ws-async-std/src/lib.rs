@@ -41,11 +41,14 @@
 //! - [`WebSocket::recv`] is cancel safe: bytes read from the socket are
 //!   handed to the core before any await point, so dropping the future
 //!   loses nothing; the next call picks up where it stopped.
-//! - [`WebSocket::send`], [`WebSocket::ping`], [`WebSocket::close`] and
-//!   [`WebSocket::flush`] queue their frame synchronously on first poll and
-//!   then wait for the socket to take it. If cancelled after the first poll,
-//!   the frame is still sent by the next call that flushes (or by `recv`);
-//!   it is never lost or duplicated.
+//! - [`WebSocket::send`], [`WebSocket::send_prepared`], [`WebSocket::ping`],
+//!   [`WebSocket::close`] and [`WebSocket::flush`] queue their frame
+//!   synchronously on first poll and then wait for the socket to take it.
+//!   If cancelled after the first poll, the frame is still sent by the next
+//!   call that flushes (or by `recv`); it is never lost or duplicated. One
+//!   exception: while `Config::max_send_buffer` or more is queued, a send
+//!   under `SendBufferPolicy::Wait` first writes the queue out, and if
+//!   cancelled during that wait, its message was not queued (nor sent).
 //! - The same holds for the methods of the halves from
 //!   [`WebSocket::split`].
 //! - The handshake functions (`connect`, `accept`, ...) are not cancel
