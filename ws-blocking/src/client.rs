@@ -204,7 +204,7 @@ impl Connector {
         // deadlines as the WebSocket handshake.
         let config = match &self.tls {
             Some(c) => c.clone(),
-            None => crate::tls::ClientTls::new().build()?,
+            None => crate::tls::webpki_client_config()?,
         };
         let name = crate::tls::server_name(url.host())?;
         let conn = crate::tls::ClientConnection::new(config, name)

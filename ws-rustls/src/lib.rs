@@ -409,6 +409,23 @@ mod tests {
         assert_eq!(c.alpn_protocols, vec![b"http/1.1".to_vec()]);
     }
 
+    #[cfg(feature = "native-roots")]
+    #[test]
+    fn platform_roots() {
+        // Only the platform's roots: this machine has a CA bundle
+        // (/etc/ssl/certs), so some must load; without one, the error
+        // says so instead of yielding a config that trusts nothing.
+        let r = ClientTls::new()
+            .without_webpki_roots()
+            .with_native_roots()
+            .build();
+        if std::path::Path::new("/etc/ssl/certs").is_dir() {
+            r.unwrap();
+        } else if let Err(e) = r {
+            assert!(e.to_string().contains("platform root"), "{e}");
+        }
+    }
+
     #[test]
     fn server_names() {
         assert!(matches!(

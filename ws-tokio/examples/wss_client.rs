@@ -7,8 +7,19 @@
 use tokio::io::{AsyncBufReadExt, BufReader};
 use ws_tokio::{tls, CloseCode, Config, Message};
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    if let Err(e) = rt.block_on(run()) {
+        // Display, not Debug: "I/O error: invalid peer certificate: UnknownIssuer".
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let mut url = "wss://localhost:8443/".to_string();
     let mut client = tls::ClientTls::new();
     let mut args = std::env::args().skip(1);

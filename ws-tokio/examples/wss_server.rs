@@ -4,10 +4,13 @@
 //! ```text
 //! openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
 //!     -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
-//!     -keyout key.pem -out cert.pem
+//!     -addext basicConstraints=critical,CA:FALSE -keyout key.pem -out cert.pem
 //! cargo run -p ws-tokio --features rustls --example wss_server -- --cert cert.pem --key key.pem
 //! cargo run -p ws-tokio --features rustls --example wss_client -- --ca cert.pem wss://localhost:8443/
 //! ```
+//!
+//! (`CA:FALSE`: rustls refuses a CA certificate as a server's own, and
+//! OpenSSL marks a self-signed certificate as a CA unless told otherwise.)
 
 use tokio::net::TcpListener;
 use ws_tokio::tls;
