@@ -146,7 +146,7 @@ async fn client_ip_example() {
 #[tokio::test]
 async fn heartbeat_example() {
     tokio::time::timeout(LIMIT, async {
-        let (_child, addr) = start("heartbeat", &["--ping", "0.2", "--idle", "0.8"]).await;
+        let (_child, addr) = start("heartbeat", &["--ping-ms", "200", "--idle-ms", "800"]).await;
         // Answers pings: `recv` runs all the time.
         let mut alive = connect(format!("ws://{addr}/")).await;
         // Reads nothing, so it never answers a ping.
