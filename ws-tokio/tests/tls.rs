@@ -437,6 +437,49 @@ async fn custom_client_config_is_used_as_given() {
     echo_round_trip(&mut ws).await;
 }
 
+#[tokio::test]
+async fn plain_client_to_tls_server_and_tls_client_to_plain_server_fail_cleanly() {
+    let pki = Pki::new();
+    let cfg = server_tls(pki.issue(&["localhost"], false))
+        .build()
+        .unwrap();
+    let (port, mut seen) = serve(cfg, 1).await;
+    // ws:// to a TLS port: the server reads an HTTP request where a TLS
+    // record should be and fails the TLS handshake; the client sees the
+    // connection end (or TLS bytes) during its handshake.
+    let r = tokio::time::timeout(
+        Duration::from_secs(10),
+        ws_tokio::connect(&format!("ws://localhost:{port}/")),
+    )
+    .await
+    .expect("no hang");
+    assert!(r.is_err(), "plain WebSocket over a TLS port");
+    let server_err = seen.recv().await.unwrap().unwrap_err();
+    assert!(tls::tls_error(&server_err).is_some(), "{server_err:?}");
+
+    // wss:// to a plain server: its 400 answer to the ClientHello is no
+    // TLS record.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        ws_tokio::accept(tcp).await.map(|_| ())
+    });
+    let err = tokio::time::timeout(
+        Duration::from_secs(10),
+        tls::connect_with(
+            request(&format!("wss://localhost:{port}/")),
+            config(),
+            pki.client().build().unwrap(),
+        ),
+    )
+    .await
+    .expect("no hang")
+    .unwrap_err();
+    assert!(tls::tls_error(&err).is_some(), "{err:?}");
+    assert!(server.await.unwrap().is_err());
+}
+
 // ------------------------------------------------- a third-party peer --
 
 /// Python's `websockets` as a TLS client (`client URL CA`) or server
