@@ -199,6 +199,37 @@ async fn ip_literal_checked_against_ip_san_and_no_sni() {
 }
 
 #[tokio::test]
+async fn ipv6_literal() {
+    let pki = Pki::new();
+    let id = pki.issue(&["::1"], false);
+    let Ok(listener) = TcpListener::bind("[::1]:0").await else {
+        eprintln!("SKIPPED: no IPv6 loopback here");
+        return;
+    };
+    let port = listener.local_addr().unwrap().port();
+    let acceptor = tls::TlsAcceptor::from(server_tls(id).build().unwrap());
+    let server = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut ws = tls::accept(tcp, &acceptor).await.unwrap();
+        assert_eq!(ws.get_ref().get_ref().1.server_name(), None);
+        while let Some(Ok(m)) = ws.recv().await {
+            if m.is_data() {
+                ws.send(m).await.unwrap();
+            }
+        }
+    });
+    let (mut ws, _) = tls::connect_with(
+        request(&format!("wss://[::1]:{port}/")),
+        config(),
+        pki.client().build().unwrap(),
+    )
+    .await
+    .unwrap();
+    echo_round_trip(&mut ws).await;
+    server.await.unwrap();
+}
+
+#[tokio::test]
 async fn untrusted_ca_is_a_clear_tls_error() {
     let pki = Pki::new();
     let cfg = server_tls(pki.issue(&["localhost"], false))
