@@ -256,7 +256,8 @@ pub struct Connection {
     role: Role,
     config: Config,
     state: State,
-    rng: Option<Rng>,
+    /// Boxed: 336 bytes that servers (most connections) never need.
+    rng: Option<Box<Rng>>,
 
     // Input.
     hdr: [u8; MAX_HEADER_LEN],
@@ -324,7 +325,7 @@ impl Connection {
             role,
             config,
             state: State::Open,
-            rng,
+            rng: rng.map(Box::new),
             hdr: [0; MAX_HEADER_LEN],
             hdr_len: 0,
             frame: None,
@@ -1267,7 +1268,7 @@ impl Connection {
     }
 
     fn queue_frame_rsv(&mut self, opcode: OpCode, fin: bool, rsv: u8, payload: Bytes) {
-        let mask = self.rng.as_mut().map(Rng::mask_key);
+        let mask = self.rng.as_mut().map(|r| r.mask_key());
         let h = FrameHeader {
             fin,
             rsv,
