@@ -99,13 +99,17 @@ macro_rules! runtime_api {
             $socket(WebSocket::from_connection(io, conn, $timer))
         }
 
-        /// Connects to a `ws://` URL over TCP with the default configuration.
-        /// Returns the socket and the server's 101 response.
+        /// Connects to a `ws://` URL over TCP with the default configuration,
+        /// offering permessage-deflate (like Node's `ws`; `connect_with` or
+        /// `client::connect_with_options` with `deflate(None)` do not).
+        /// Returns the socket and the server's 101 response. For `ws+unix:`,
+        /// proxies, redirects and the other options see `crate::client`.
         pub async fn connect(url: &str) -> Result<(WebSocket<$tcp>, http::Response<()>), Error> {
             let req = http::Request::get(url)
                 .body(())
                 .map_err(|_| Error::Usage(UsageError::InvalidRequest))?;
-            connect_with(req, Config::default()).await
+            let config = Config::default().deflate(Some(crate::DeflateConfig::default()));
+            connect_with(req, config).await
         }
 
         /// Connects with a request you built (headers such as
@@ -187,6 +191,8 @@ macro_rules! runtime_api {
 
 #[cfg(feature = "async-std")]
 pub mod async_std;
+#[cfg(feature = "smol")]
+pub mod client;
 #[cfg(feature = "smol")]
 pub mod smol;
 #[cfg(feature = "rustls")]

@@ -104,7 +104,7 @@ impl Transport for ClientStream {
 
 /// Connects with options (see [`ClientOptions`]): `ws://`, `ws+unix:`,
 /// and `wss://` with the `rustls` feature (webpki roots; use
-/// [`Connector::tls_config`] for others). Returns the socket and the
+/// `Connector::tls_config` for others). Returns the socket and the
 /// server's 101 response. Errors as in `ws_tokio::client`:
 /// [`HandshakeError::UnexpectedStatus`] carries the status, headers and up
 /// to [`ClientOptions::max_response_body`] bytes of body.
@@ -135,7 +135,7 @@ impl Connector {
     }
 
     /// The TLS client configuration for `wss://` (default: the webpki
-    /// roots, see [`crate::tls::ClientTls`]).
+    /// roots, see `tls::ClientTls`).
     #[cfg(feature = "rustls")]
     pub fn tls_config(mut self, config: std::sync::Arc<crate::tls::ClientConfig>) -> Self {
         self.tls = Some(config);

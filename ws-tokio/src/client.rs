@@ -113,10 +113,10 @@ impl AsyncWrite for ClientStream {
 
 /// Connects with options (see [`ClientOptions`]): `ws://`, `ws+unix:`,
 /// and `wss://` with the `rustls` feature (webpki roots; use
-/// [`Connector::tls_config`] for others). Returns the socket and the
+/// `Connector::tls_config` for others). Returns the socket and the
 /// server's 101 response.
 ///
-/// Errors: [`UsageError::InvalidUrl`] for a bad URL,
+/// Errors: [`UsageError::InvalidUrl`](ws_proto::UsageError::InvalidUrl) for a bad URL,
 /// [`HandshakeError::UnexpectedStatus`] with the status, headers and (up to
 /// [`ClientOptions::max_response_body`]) body of a non-101 answer that is
 /// not a redirect being followed, [`HandshakeError::TooManyRedirects`],
@@ -149,7 +149,7 @@ impl Connector {
     }
 
     /// The TLS client configuration for `wss://` (default: the webpki
-    /// roots, see [`crate::tls::ClientTls`]).
+    /// roots, see `tls::ClientTls`).
     #[cfg(feature = "rustls")]
     pub fn tls_config(mut self, config: std::sync::Arc<crate::tls::ClientConfig>) -> Self {
         self.tls = Some(config);
