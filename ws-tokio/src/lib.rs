@@ -747,6 +747,24 @@ where
 /// Like [`accept_with`], for a stream from which some bytes of the request
 /// were already read (`head`), e.g. by an HTTP router that peeked at it.
 pub async fn accept_prefixed<S, F>(
+    io: S,
+    head: &[u8],
+    config: Config,
+    decide: F,
+) -> Result<WebSocket<S>, Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    F: FnOnce(&http::Request<()>) -> Result<Accept, Reject>,
+{
+    // The handshake's state (the handshake object, its read buffer, the
+    // request, the timeout) is several KiB. Boxed, it is freed once the
+    // handshake is done; inline, it would stay part of every connection
+    // task that awaited it, for the connection's whole life (issue 5: idle
+    // memory per connection).
+    Box::pin(accept_handshake(io, head, config, decide)).await
+}
+
+async fn accept_handshake<S, F>(
     mut io: S,
     head: &[u8],
     config: Config,
