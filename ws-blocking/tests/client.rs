@@ -320,3 +320,46 @@ fn node_ws_peer() {
     let (mut ws, _) = connect_with_options(&url, opts).unwrap();
     assert_eq!(exchange(&mut ws), "path /node");
 }
+
+/// wss:// through the TLS hook: directly and through both proxies.
+#[test]
+fn wss_directly_and_through_proxies() {
+    use ws_blocking::tls::{rustls, ClientTls, ServerConnection, ServerTls, TlsStream};
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let cert = ck.cert.der().clone();
+    let key = rustls::pki_types::PrivateKeyDer::try_from(ck.key_pair.serialize_der()).unwrap();
+    let server = ServerTls::new(vec![cert.clone()], key).build().unwrap();
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    thread::spawn(move || {
+        for tcp in l.incoming().flatten() {
+            let server = server.clone();
+            thread::spawn(move || {
+                let _ = tcp.set_read_timeout(Some(Duration::from_secs(10)));
+                serve(TlsStream::new(ServerConnection::new(server).unwrap(), tcp));
+            });
+        }
+    });
+    let trust = ClientTls::new()
+        .without_webpki_roots()
+        .add_root(cert)
+        .build()
+        .unwrap();
+    let url = format!("wss://localhost:{port}/secure");
+    let (hp, hlog) = http_proxy(None);
+    let (sp, slog) = socks5_proxy(None);
+    for proxy in [
+        ProxySetting::None,
+        ProxySetting::Explicit(Proxy::http("127.0.0.1", hp.port())),
+        ProxySetting::Explicit(Proxy::socks5("127.0.0.1", sp.port())),
+    ] {
+        let connector = Connector::new(ClientOptions::new().proxy(proxy)).tls_config(trust.clone());
+        let (mut ws, _) = connector.connect(&url).unwrap();
+        assert!(matches!(ws.get_ref(), ClientStream::Tls(_)));
+        assert_eq!(exchange(&mut ws), "path /secure");
+    }
+    assert_eq!(hlog.tunnels.load(Ordering::SeqCst), 1);
+    assert_eq!(slog.tunnels.load(Ordering::SeqCst), 1);
+    let e = connect_with_options(&url, ClientOptions::new()).unwrap_err();
+    assert!(ws_blocking::tls::tls_error(&e).is_some(), "{e:?}");
+}

@@ -525,3 +525,57 @@ async fn node_ws_peer() {
     })
     .await
 }
+
+/// wss:// through the TLS hook: directly, and through both proxies (TLS
+/// runs inside the tunnel, with the URL's host for SNI and the
+/// certificate check).
+#[tokio::test]
+async fn wss_directly_and_through_proxies() {
+    use ws_tokio::tls::{self, rustls, ClientTls, ServerTls};
+    timed(async {
+        let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+        let cert = ck.cert.der().clone();
+        let key = rustls::pki_types::PrivateKeyDer::try_from(ck.key_pair.serialize_der()).unwrap();
+        let acceptor =
+            tls::TlsAcceptor::from(ServerTls::new(vec![cert.clone()], key).build().unwrap());
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = l.accept().await {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    if let Ok(tls) = acceptor.accept(tcp).await {
+                        serve(tls).await;
+                    }
+                });
+            }
+        });
+        let trust = ClientTls::new()
+            .without_webpki_roots()
+            .add_root(cert)
+            .build()
+            .unwrap();
+        let url = format!("wss://localhost:{port}/secure");
+        let (hp, hlog) = http_proxy(None);
+        let (sp, slog) = socks5_proxy(None);
+        for proxy in [
+            ProxySetting::None,
+            ProxySetting::Explicit(Proxy::http("127.0.0.1", hp.port())),
+            ProxySetting::Explicit(Proxy::socks5("127.0.0.1", sp.port())),
+        ] {
+            let connector =
+                Connector::new(ClientOptions::new().proxy(proxy)).tls_config(trust.clone());
+            let (mut ws, _) = connector.connect(&url).await.unwrap();
+            assert!(matches!(ws.get_ref(), ClientStream::Tls(_)));
+            assert_eq!(exchange(&mut ws).await, "path /secure");
+        }
+        assert_eq!(hlog.tunnels.load(Ordering::SeqCst), 1);
+        assert_eq!(slog.tunnels.load(Ordering::SeqCst), 1);
+        // The default roots do not trust the test certificate.
+        let e = connect_with_options(&url, ClientOptions::new())
+            .await
+            .unwrap_err();
+        assert!(tls::tls_error(&e).is_some(), "{e:?}");
+    })
+    .await
+}
