@@ -99,7 +99,7 @@ impl Sleep for AsyncStdSleep {
 
 /// async-std's `TcpStream::poll_close` only flushes: on its TCP stream,
 /// shut the write half with `TcpStream::shutdown` when the core asks for it.
-fn socket<S: 'static>(ws: WebSocket<S>) -> WebSocket<S> {
+pub(crate) fn socket<S: 'static>(ws: WebSocket<S>) -> WebSocket<S> {
     if TypeId::of::<S>() != TypeId::of::<TcpStream>() {
         return ws;
     }

@@ -195,6 +195,7 @@ pub mod async_std;
 pub mod client;
 #[cfg(feature = "smol")]
 pub mod smol;
+pub mod server;
 #[cfg(feature = "rustls")]
 pub mod tls;
 
@@ -276,6 +277,8 @@ struct Inner<S> {
     io_error: Option<Error>,
     close_info: Option<CloseInfo>,
     finished: bool,
+    /// Set when the connection is in a [`server::Clients`] set.
+    tracker: Option<server::Tracker>,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
@@ -295,6 +298,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
             io_error: None,
             close_info: None,
             finished: false,
+            tracker: None,
         }
     }
 
@@ -372,6 +376,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
     /// Drives the connection until the next message or the end.
     fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, Error>>> {
         loop {
+            if let Some(t) = &self.tracker {
+                // Messages other tasks queued for this client.
+                t.drain(&mut self.conn, cx.waker(), self.timer.now());
+            }
             if let Some(ev) = self.conn.poll_event() {
                 match ev {
                     Event::Text(t) => return Poll::Ready(Some(Ok(Message::Text(t)))),
@@ -387,6 +395,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
                         let _ = self.poll_flush(cx, Side::Read);
                         self.close_info = Some(info.clone());
                         self.finished = true;
+                        // Out of the client set: the connection ended.
+                        self.tracker = None;
                         return Poll::Ready(Some(info.into_result(self.io_error.take())));
                     }
                     _ => continue,

@@ -396,14 +396,14 @@ async fn several_endpoints_on_one_port_with_handle_upgrade() {
                 });
             }
         });
-        let mut foo = connect(addr, "/foo").await;
-        let mut bar = connect(addr, "/bar?x").await;
-        assert_eq!(next_text(&mut foo).await, "hello from /foo");
-        assert_eq!(next_text(&mut bar).await, "hello from /bar");
+        let mut foo_ws = connect(addr, "/foo").await;
+        let mut bar_ws = connect(addr, "/bar?x").await;
+        assert_eq!(next_text(&mut foo_ws).await, "hello from /foo");
+        assert_eq!(next_text(&mut bar_ws).await, "hello from /bar");
         assert_eq!(foo_clients.len(), 1);
         assert_eq!(bar_clients.len(), 1);
-        foo.send(Message::text("echo")).await.unwrap();
-        assert_eq!(next_text(&mut foo).await, "echo");
+        foo_ws.send(Message::text("echo")).await.unwrap();
+        assert_eq!(next_text(&mut foo_ws).await, "echo");
         match connect_req(addr, "/baz", &[]).await {
             Err(Error::Handshake(ws_tokio::HandshakeError::UnexpectedStatus {
                 status, ..

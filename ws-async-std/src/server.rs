@@ -1,0 +1,739 @@
+//! A WebSocket server over futures-io, for any executor: a
+//! [`ServerPolicy`], the request of every client, the set of connected
+//! clients, broadcast, and upgrades of connections that another HTTP
+//! server accepted. The same API as `ws_tokio::server`.
+//!
+//! Every decision about a request is the policy's ([`ws_proto::server`]);
+//! this module only moves bytes and keeps the client set.
+//!
+//! ```no_run
+//! # #[cfg(feature = "smol")]
+//! # fn main() -> Result<(), ws_async_std::Error> {
+//! use ws_async_std::server::{Server, ServerPolicy};
+//! use ws_async_std::Message;
+//! smol::block_on(async {
+//!     let server = Server::bind("127.0.0.1:8080", ServerPolicy::new().path("/chat")).await?;
+//!     loop {
+//!         let (mut ws, info) = server.accept().await?;
+//!         let clients = server.clients();
+//!         smol::spawn(async move {
+//!             println!("{} connected from {:?}", info.path(), info.peer_addr());
+//!             while let Some(Ok(Message::Text(t))) = ws.recv().await {
+//!                 // To everyone else; `recv` delivers what others send us.
+//!                 clients.broadcast_except(ws.client_id(), Message::Text(t));
+//!             }
+//!         })
+//!         .detach();
+//!     }
+//! })
+//! # }
+//! # #[cfg(not(feature = "smol"))]
+//! # fn main() {}
+//! ```
+//!
+//! # Client tracking
+//!
+//! Each accepted connection is in its [`Clients`] set (like `wss.clients`
+//! in `ws`) until it ends: its `recv` reported the end, or the
+//! [`WebSocket`] was dropped. Messages sent through a [`Client`] handle or
+//! a broadcast wait in the client's own queue and are handed to its
+//! connection by its `recv` (which the task owning it calls anyway, to
+//! answer pings and complete the close), then written like any other
+//! message. Each queue is bounded ([`Upgrader::max_queue`]): a client that
+//! does not keep up misses messages instead of growing memory, and the
+//! sender learns it from [`QueueError::Full`].
+
+use crate::{Error, Message, Timer, WebSocket};
+use futures_io::{AsyncRead, AsyncWrite};
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::task::Waker;
+use std::time::Instant;
+use ws_proto::server::parse_request_head;
+use ws_proto::{CloseCode, Connection, DeflateConfig, HandshakeError, PreparedMessage, UsageError};
+
+pub use ws_proto::server::{is_upgrade_request, RequestInfo, Router, ServerPolicy};
+
+/// Default bound of a client's queue of messages from other tasks: 4 MiB.
+const DEFAULT_MAX_QUEUE: usize = 4 << 20;
+
+// ------------------------------------------------------------- clients --
+
+/// Why a message for a [`Client`] was not queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum QueueError {
+    /// The connection has ended.
+    Closed,
+    /// The client's queue is full: it does not read fast enough.
+    Full,
+}
+
+impl std::fmt::Display for QueueError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            QueueError::Closed => f.write_str("the client's connection has ended"),
+            QueueError::Full => f.write_str("the client's send queue is full"),
+        }
+    }
+}
+
+impl std::error::Error for QueueError {}
+
+#[derive(Clone)]
+enum Outgoing {
+    Message(Message),
+    Prepared(PreparedMessage),
+    Close(CloseCode, String),
+}
+
+impl Outgoing {
+    fn size(&self) -> usize {
+        match self {
+            Outgoing::Message(m) => m.as_payload().len(),
+            Outgoing::Prepared(p) => p.payload().len(),
+            Outgoing::Close(_, r) => r.len() + 2,
+        }
+    }
+}
+
+#[derive(Default)]
+struct OutboxState {
+    items: VecDeque<Outgoing>,
+    bytes: usize,
+    waker: Option<Waker>,
+    closed: bool,
+}
+
+/// A client's queue of messages from other tasks.
+struct Outbox {
+    state: Mutex<OutboxState>,
+    max: usize,
+}
+
+impl Outbox {
+    fn lock(&self) -> std::sync::MutexGuard<'_, OutboxState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn push(&self, item: Outgoing) -> Result<(), QueueError> {
+        let mut st = self.lock();
+        if st.closed {
+            return Err(QueueError::Closed);
+        }
+        let size = item.size();
+        // A message is always accepted into an empty queue, and a close
+        // request always.
+        let is_close = matches!(item, Outgoing::Close(..));
+        if !is_close && st.bytes > 0 && st.bytes + size > self.max {
+            return Err(QueueError::Full);
+        }
+        st.bytes += size;
+        st.items.push_back(item);
+        if let Some(w) = st.waker.take() {
+            w.wake();
+        }
+        Ok(())
+    }
+}
+
+/// Keeps one connection in its [`Clients`] set and feeds it the messages
+/// others queue for it; held by the connection, removes it when dropped.
+pub(crate) struct Tracker {
+    id: u64,
+    outbox: Arc<Outbox>,
+    set: Weak<ClientsInner>,
+}
+
+impl Tracker {
+    /// Hands queued messages to the connection; remembers `waker` so that
+    /// the next queued message wakes the task that reads.
+    pub(crate) fn drain(&self, conn: &mut Connection, waker: &Waker, now: Instant) {
+        let mut st = self.outbox.lock();
+        while let Some(item) = st.items.pop_front() {
+            let res = match &item {
+                Outgoing::Message(m) => conn.send(now, m.clone()),
+                Outgoing::Prepared(p) => conn.send_prepared(p),
+                Outgoing::Close(code, reason) => conn.close(now, *code, reason),
+            };
+            if res == Err(UsageError::SendBufferFull) {
+                // The connection's own queue is full: try again once the
+                // socket took some (the reading task is woken then).
+                st.items.push_front(item);
+                break;
+            }
+            // Other errors mean the connection is closing or closed: what
+            // others queued for it can no longer be sent.
+            st.bytes -= item.size();
+        }
+        if !st.waker.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            st.waker = Some(waker.clone());
+        }
+    }
+
+    pub(crate) fn id(&self) -> u64 {
+        self.id
+    }
+}
+
+impl Drop for Tracker {
+    fn drop(&mut self) {
+        {
+            let mut st = self.outbox.lock();
+            st.closed = true;
+            st.items.clear();
+            st.bytes = 0;
+        }
+        if let Some(set) = self.set.upgrade() {
+            set.lock().remove(&self.id);
+        }
+    }
+}
+
+impl std::fmt::Debug for Tracker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tracker").field("id", &self.id).finish()
+    }
+}
+
+struct ClientsInner {
+    map: Mutex<HashMap<u64, Client>>,
+    deflate: Option<DeflateConfig>,
+}
+
+impl ClientsInner {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Client>> {
+        self.map.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// The set of connected clients of a [`Server`] or [`Upgrader`] (`ws`'s
+/// `wss.clients`). Cheap to clone; all clones are the same set.
+#[derive(Clone)]
+pub struct Clients {
+    inner: Arc<ClientsInner>,
+}
+
+impl Default for Clients {
+    fn default() -> Self {
+        Self::with_deflate(None)
+    }
+}
+
+impl std::fmt::Debug for Clients {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Clients").field("len", &self.len()).finish()
+    }
+}
+
+impl Clients {
+    /// An empty set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// An empty set whose broadcasts are compressed once with these
+    /// settings (for the clients that negotiated permessage-deflate; see
+    /// [`PreparedMessage::with_deflate`]). An [`Upgrader`] creates its set
+    /// with its policy's deflate settings.
+    pub fn with_deflate(deflate: Option<DeflateConfig>) -> Self {
+        Clients {
+            inner: Arc::new(ClientsInner {
+                map: Mutex::new(HashMap::new()),
+                deflate,
+            }),
+        }
+    }
+
+    /// How many clients are connected.
+    pub fn len(&self) -> usize {
+        self.inner.lock().len()
+    }
+
+    /// Whether no client is connected.
+    pub fn is_empty(&self) -> bool {
+        self.inner.lock().is_empty()
+    }
+
+    /// A snapshot of the connected clients, in no particular order.
+    pub fn iter(&self) -> std::vec::IntoIter<Client> {
+        self.inner
+            .lock()
+            .values()
+            .cloned()
+            .collect::<Vec<_>>()
+            .into_iter()
+    }
+
+    /// The client with this id, if still connected.
+    pub fn get(&self, id: u64) -> Option<Client> {
+        self.inner.lock().get(&id).cloned()
+    }
+
+    /// Queues `msg` for every connected client; returns how many took it
+    /// (a client whose queue is full misses it). A text or binary message
+    /// is framed once, and compressed once when the set has deflate
+    /// settings, as a [`PreparedMessage`]; the payload is shared, not
+    /// copied, between the clients.
+    pub fn broadcast(&self, msg: impl Into<Message>) -> usize {
+        let item = self.prepare(msg.into());
+        self.broadcast_filter(item, |_| true)
+    }
+
+    /// Queues `msg` for every connected client but the one with id
+    /// `except` (the sender, [`WebSocket::client_id`]); returns how many
+    /// took it.
+    pub fn broadcast_except(&self, except: u64, msg: impl Into<Message>) -> usize {
+        let item = self.prepare(msg.into());
+        self.broadcast_filter(item, |c| c.id != except)
+    }
+
+    /// Queues a message you prepared for every connected client; returns
+    /// how many took it.
+    pub fn broadcast_prepared(&self, msg: &PreparedMessage) -> usize {
+        self.broadcast_filter(Outgoing::Prepared(msg.clone()), |_| true)
+    }
+
+    fn prepare(&self, msg: Message) -> Outgoing {
+        let prepared = match msg {
+            Message::Text(t) => PreparedMessage::text(t),
+            Message::Binary(b) => PreparedMessage::binary(b),
+            other => return Outgoing::Message(other),
+        };
+        Outgoing::Prepared(match &self.inner.deflate {
+            Some(d) => prepared.with_deflate(d),
+            None => prepared,
+        })
+    }
+
+    fn broadcast_filter(&self, item: Outgoing, keep: impl Fn(&Client) -> bool) -> usize {
+        self.iter()
+            .filter(|c| keep(c))
+            .filter(|c| c.outbox.push(item.clone()).is_ok())
+            .count()
+    }
+
+    /// Adds a connection to the set: it stays there until `recv` reports
+    /// its end or it is dropped.
+    fn track<S>(&self, ws: &mut WebSocket<S>, info: Arc<RequestInfo>, max_queue: usize) -> u64 {
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        let outbox = Arc::new(Outbox {
+            state: Mutex::new(OutboxState::default()),
+            max: max_queue,
+        });
+        let client = Client {
+            id,
+            info,
+            outbox: outbox.clone(),
+        };
+        self.inner.lock().insert(id, client);
+        ws.inner.tracker = Some(Tracker {
+            id,
+            outbox,
+            set: Arc::downgrade(&self.inner),
+        });
+        id
+    }
+}
+
+/// A handle to one connected client, from [`Clients`]: its id, its
+/// request, and a queue to send it messages from any task.
+#[derive(Clone)]
+pub struct Client {
+    id: u64,
+    info: Arc<RequestInfo>,
+    outbox: Arc<Outbox>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("id", &self.id)
+            .field("path", &self.info.path())
+            .field("peer", &self.info.peer_addr())
+            .finish()
+    }
+}
+
+impl Client {
+    /// The client's id, unique in the process ([`WebSocket::client_id`]
+    /// on its connection).
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The client's upgrade request and address.
+    pub fn info(&self) -> &RequestInfo {
+        &self.info
+    }
+
+    /// Queues a message for the client; its connection sends it.
+    pub fn send(&self, msg: impl Into<Message>) -> Result<(), QueueError> {
+        self.outbox.push(Outgoing::Message(msg.into()))
+    }
+
+    /// Queues a prepared message (see [`PreparedMessage`]) for the client.
+    pub fn send_prepared(&self, msg: &PreparedMessage) -> Result<(), QueueError> {
+        self.outbox.push(Outgoing::Prepared(msg.clone()))
+    }
+
+    /// Asks the client's connection to start the closing handshake (after
+    /// the messages queued before). Never refused for a full queue.
+    pub fn close(&self, code: CloseCode, reason: &str) -> Result<(), QueueError> {
+        self.outbox.push(Outgoing::Close(code, reason.to_string()))
+    }
+
+    /// Whether the connection has ended.
+    pub fn is_closed(&self) -> bool {
+        self.outbox.lock().closed
+    }
+}
+
+impl<S> WebSocket<S> {
+    /// The id of this connection in its [`Clients`] set (see
+    /// [`Client::id`]); 0 when it is not tracked.
+    pub fn client_id(&self) -> u64 {
+        self.inner.tracker.as_ref().map_or(0, Tracker::id)
+    }
+}
+
+// ------------------------------------------------------------ upgrader --
+
+/// A timer shared by every connection of an [`Upgrader`].
+#[derive(Clone)]
+struct SharedTimer(Arc<dyn Timer>);
+
+impl Timer for SharedTimer {
+    fn sleep_until(&self, deadline: Instant) -> Pin<Box<dyn crate::Sleep>> {
+        self.0.sleep_until(deadline)
+    }
+    fn now(&self) -> Instant {
+        self.0.now()
+    }
+}
+
+/// Completes WebSocket upgrades on connections accepted elsewhere, with a
+/// policy, a timer and a client set (`new WebSocketServer({ noServer: true })`
+/// and `handleUpgrade` in `ws`). Cheap to clone; clones share the client
+/// set.
+///
+/// Several upgraders behind one port, one per path, is `ws`'s "multiple
+/// servers sharing a single HTTP server": read the request head with
+/// [`read_request`], pick the upgrader by path ([`Router`]), and pass it
+/// the bytes read.
+#[derive(Clone)]
+pub struct Upgrader {
+    policy: Arc<ServerPolicy>,
+    clients: Option<Clients>,
+    max_queue: usize,
+    timer: SharedTimer,
+}
+
+impl std::fmt::Debug for Upgrader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upgrader")
+            .field("policy", &self.policy)
+            .field("clients", &self.clients)
+            .field("max_queue", &self.max_queue)
+            .finish()
+    }
+}
+
+impl Upgrader {
+    /// An upgrader with this policy and the runtime's timer
+    /// (`smol::SmolTimer`, `async_std::AsyncStdTimer`, or your own),
+    /// tracking its clients.
+    pub fn new(policy: ServerPolicy, timer: impl Timer) -> Self {
+        Upgrader {
+            clients: Some(Clients::with_deflate(policy.config().deflate.clone())),
+            policy: Arc::new(policy),
+            max_queue: DEFAULT_MAX_QUEUE,
+            timer: SharedTimer(Arc::new(timer)),
+        }
+    }
+
+    /// Turns client tracking on (the default) or off (`clientTracking` in
+    /// `ws`). Without it [`clients`](Self::clients) stays empty.
+    pub fn track_clients(mut self, on: bool) -> Self {
+        let deflate = self.policy.config().deflate.clone();
+        self.clients = on.then(|| {
+            self.clients
+                .take()
+                .unwrap_or_else(|| Clients::with_deflate(deflate))
+        });
+        self
+    }
+
+    /// Tracks clients in `clients` (for instance one set shared by several
+    /// endpoints).
+    pub fn with_clients(mut self, clients: Clients) -> Self {
+        self.clients = Some(clients);
+        self
+    }
+
+    /// Bound, in payload bytes, of each client's queue of messages from
+    /// other tasks (default 4 MiB). A message is always accepted into an
+    /// empty queue.
+    pub fn max_queue(mut self, bytes: usize) -> Self {
+        self.max_queue = bytes;
+        self
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &ServerPolicy {
+        &self.policy
+    }
+
+    /// The connected clients (empty when tracking is off).
+    pub fn clients(&self) -> Clients {
+        self.clients.clone().unwrap_or_default()
+    }
+
+    /// Completes an upgrade on `io`, of which `head` was already read (the
+    /// request head, or part of it, or nothing): runs the handshake with
+    /// the policy (answering refusals with their HTTP response) within
+    /// the handshake timeout, and tracks the client. `peer` is reported in
+    /// [`RequestInfo::peer_addr`].
+    pub async fn handle_upgrade<S>(
+        &self,
+        io: S,
+        head: &[u8],
+        peer: Option<SocketAddr>,
+    ) -> Result<(WebSocket<S>, RequestInfo), Error>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + 'static,
+    {
+        let mut seen: Option<(http::Request<()>, Option<String>)> = None;
+        let policy = &self.policy;
+        let config = policy.config().clone();
+        let res = crate::accept_prefixed(io, head, config, self.timer.clone(), |req| {
+            let d = policy.decide(req);
+            let protocol = d.as_ref().ok().and_then(|a| a.protocol.clone());
+            seen = Some((req.clone(), protocol));
+            d
+        })
+        .await;
+        let ws = res?;
+        // async-std's TCP stream needs an explicit shutdown of its write half.
+        #[cfg(feature = "async-std")]
+        let ws = crate::async_std::socket(ws);
+        let mut ws = ws;
+        let (req, protocol) = seen.ok_or(Error::Handshake(HandshakeError::Eof))?;
+        let info = RequestInfo::new(req, peer, protocol);
+        if let Some(clients) = &self.clients {
+            clients.track(&mut ws, Arc::new(info.clone()), self.max_queue);
+        }
+        Ok((ws, info))
+    }
+}
+
+/// Reads an HTTP/1.1 request head from `io`, within `config`'s handshake
+/// size, header count and timeout (measured with `timer`): returns the
+/// request and every byte read (the head and whatever followed it), to
+/// pass to [`Upgrader::handle_upgrade`] when it is an upgrade, or to
+/// answer as plain HTTP (a page, a 404) otherwise.
+pub async fn read_request<S>(
+    io: &mut S,
+    config: &ws_proto::Config,
+    timer: &dyn Timer,
+) -> Result<(http::Request<()>, Vec<u8>), Error>
+where
+    S: AsyncRead + Unpin,
+{
+    let deadline = config.handshake_timeout.map(|d| timer.now() + d);
+    let read = async {
+        let mut buf = Vec::with_capacity(1024);
+        let mut chunk = [0u8; 2048];
+        loop {
+            let n = crate::read(io, &mut chunk).await?;
+            if n == 0 {
+                return Err(Error::Handshake(HandshakeError::Eof));
+            }
+            buf.extend_from_slice(&chunk[..n]);
+            if let Some((req, _)) = parse_request_head(&buf, config)? {
+                return Ok((req, buf));
+            }
+        }
+    };
+    crate::before(timer, deadline, read)
+        .await
+        .unwrap_or(Err(Error::Handshake(HandshakeError::Timeout)))
+}
+
+/// Writes a rejection (status, headers, body) as an HTTP/1.1 response
+/// and closes the stream: for requests a server that routes by path does
+/// not serve.
+pub async fn write_reject<S>(io: &mut S, reject: &ws_proto::Reject) -> Result<(), Error>
+where
+    S: AsyncWrite + Unpin,
+{
+    let reason = http::StatusCode::from_u16(reject.status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("Unknown");
+    let mut out = format!("HTTP/1.1 {} {reason}\r\n", reject.status).into_bytes();
+    for (name, value) in reject.headers.iter() {
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(
+        format!(
+            "content-length: {}\r\nconnection: close\r\n\r\n",
+            reject.body.len()
+        )
+        .as_bytes(),
+    );
+    out.extend_from_slice(&reject.body);
+    crate::write_all(io, &out).await?;
+    let _ = crate::close(io).await;
+    Ok(())
+}
+
+// -------------------------------------------------------------- server --
+
+#[cfg(feature = "smol")]
+mod tcp {
+    use super::*;
+    use async_net::{TcpListener, TcpStream};
+    use std::future::Future;
+    use std::io;
+    use std::task::{Context, Poll};
+
+    type Handshake =
+        Pin<Box<dyn Future<Output = Result<(WebSocket<TcpStream>, RequestInfo), Error>> + Send>>;
+    type Accepting = Pin<Box<dyn Future<Output = io::Result<(TcpStream, SocketAddr)>> + Send>>;
+
+    struct Pending {
+        accepting: Option<Accepting>,
+        handshakes: Vec<Handshake>,
+    }
+
+    /// A WebSocket server on a TCP listener (`new WebSocketServer({ port })`),
+    /// on `async_net` (feature `smol`), which runs on smol, async-std and
+    /// any other executor.
+    ///
+    /// [`accept`](Self::accept) runs the handshakes of several clients at
+    /// once (while it is awaited), so a slow client does not hold up the
+    /// others; requests the policy refuses are answered and skipped.
+    pub struct Server {
+        listener: TcpListener,
+        upgrader: Upgrader,
+        pending: Mutex<Pending>,
+    }
+
+    impl std::fmt::Debug for Server {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("Server")
+                .field("local_addr", &self.listener.local_addr().ok())
+                .field("upgrader", &self.upgrader)
+                .finish()
+        }
+    }
+
+    impl Server {
+        /// Binds a TCP listener and serves it with `policy` and the smol
+        /// timer (`async_io`, which works on every runtime).
+        pub async fn bind(
+            addr: impl async_net::AsyncToSocketAddrs,
+            policy: ServerPolicy,
+        ) -> Result<Self, Error> {
+            let listener = TcpListener::bind(addr).await?;
+            Ok(Self::from_listener(
+                listener,
+                Upgrader::new(policy, crate::smol::SmolTimer),
+            ))
+        }
+
+        /// Serves a listener you bound, with an upgrader (policy, timer,
+        /// client tracking, queue bound).
+        pub fn from_listener(listener: TcpListener, upgrader: Upgrader) -> Self {
+            Server {
+                listener,
+                upgrader,
+                pending: Mutex::new(Pending {
+                    accepting: None,
+                    handshakes: Vec::new(),
+                }),
+            }
+        }
+
+        /// The address the listener is bound to.
+        pub fn local_addr(&self) -> io::Result<SocketAddr> {
+            self.listener.local_addr()
+        }
+
+        /// The connected clients.
+        pub fn clients(&self) -> Clients {
+            self.upgrader.clients()
+        }
+
+        /// The upgrader: policy and client set.
+        pub fn upgrader(&self) -> &Upgrader {
+            &self.upgrader
+        }
+
+        /// Waits for the next client whose handshake succeeds. Handshakes
+        /// run concurrently while this is awaited; failed ones (refused by
+        /// the policy, invalid, timed out) were answered and are skipped.
+        /// `Err` only for a failure of the listener itself. Cancel safe:
+        /// handshakes in progress are kept for the next call.
+        pub async fn accept(&self) -> Result<(WebSocket<TcpStream>, RequestInfo), Error> {
+            std::future::poll_fn(|cx| self.poll_accept(cx)).await
+        }
+
+        fn poll_accept(
+            &self,
+            cx: &mut Context<'_>,
+        ) -> Poll<Result<(WebSocket<TcpStream>, RequestInfo), Error>> {
+            let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            let Pending {
+                accepting,
+                handshakes,
+            } = &mut *pending;
+            loop {
+                let fut = accepting.get_or_insert_with(|| {
+                    let l = self.listener.clone();
+                    Box::pin(async move { l.accept().await })
+                });
+                match fut.as_mut().poll(cx) {
+                    Poll::Ready(Ok((tcp, peer))) => {
+                        *accepting = None;
+                        let _ = tcp.set_nodelay(true);
+                        let up = self.upgrader.clone();
+                        handshakes.push(Box::pin(async move {
+                            up.handle_upgrade(tcp, &[], Some(peer)).await
+                        }));
+                    }
+                    Poll::Ready(Err(e)) => {
+                        *accepting = None;
+                        return Poll::Ready(Err(e.into()));
+                    }
+                    Poll::Pending => break,
+                }
+            }
+            let mut i = 0;
+            while i < handshakes.len() {
+                match handshakes[i].as_mut().poll(cx) {
+                    Poll::Ready(res) => {
+                        drop(handshakes.swap_remove(i));
+                        if let Ok(ok) = res {
+                            return Poll::Ready(Ok(ok));
+                        }
+                    }
+                    Poll::Pending => i += 1,
+                }
+            }
+            Poll::Pending
+        }
+    }
+}
+
+#[cfg(feature = "smol")]
+pub use tcp::Server;
