@@ -932,8 +932,9 @@ fn target(request: &http::Request<()>) -> Result<(String, u16), Error> {
     let uri = request.uri();
     let host = uri.host().ok_or(Error::Usage(UsageError::InvalidRequest))?;
     let host = host.trim_start_matches('[').trim_end_matches(']');
-    // wss:// needs TLS, which a later issue brings; refuse it (with or
-    // without a port) rather than speak plain TCP to a TLS port.
+    // wss:// is refused (with or without a port) rather than spoken as
+    // plain TCP to a TLS port: `tls::smol::connect_with` and
+    // `tls::async_std::connect_with` (feature `rustls`) take it.
     let port = match uri.scheme_str() {
         Some("ws") | Some("http") | None => uri.port_u16().unwrap_or(80),
         _ => return Err(Error::Usage(UsageError::InvalidRequest)),

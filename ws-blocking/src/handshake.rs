@@ -39,7 +39,9 @@ fn read_until<S: Read + Transport>(
 /// offering permessage-deflate (like Node's `ws`; [`connect_with`] or
 /// [`crate::client::connect_with_options`] with `deflate(None)` do not).
 /// Returns the socket and the server's 101 response. For `ws+unix:`,
-/// proxies, redirects and the other options see [`crate::client`].
+/// proxies, redirects and the other options see [`crate::client`]. A
+/// `wss://` URL is [`UsageError::InvalidRequest`] here: use `tls::connect`
+/// (feature `rustls`) or [`crate::client::connect_with_options`].
 pub fn connect(url: &str) -> Result<(WebSocket<TcpStream>, http::Response<()>), Error> {
     let req = http::Request::get(url)
         .body(())
@@ -64,7 +66,10 @@ pub fn connect_with(
         .to_string();
     let port = match uri.scheme_str() {
         Some("ws") | Some("http") | None => uri.port_u16().unwrap_or(80),
-        _ => return Err(Error::Usage(UsageError::InvalidRequest)), // wss: TLS comes later
+        // wss:// is refused rather than spoken as plain TCP to a TLS port:
+        // `tls::connect_with` (feature `rustls`) and
+        // `client::connect_with_options` take it.
+        _ => return Err(Error::Usage(UsageError::InvalidRequest)),
     };
     let deadline = config.handshake_timeout.map(|d| Instant::now() + d);
     let tcp = tcp_connect((host.as_str(), port), deadline)?;

@@ -663,7 +663,9 @@ async fn with_deadline<T>(
 /// offering permessage-deflate (like Node's `ws`; [`connect_with`] or
 /// [`client::connect_with_options`] with `deflate(None)` do not). Returns
 /// the socket and the server's 101 response. For `ws+unix:`, proxies,
-/// redirects and the other options see [`client`].
+/// redirects and the other options see [`client`]. A `wss://` URL is
+/// [`UsageError::InvalidRequest`] here: use `tls::connect` (feature
+/// `rustls`) or [`client::connect_with_options`].
 pub async fn connect(url: &str) -> Result<(WebSocket<TcpStream>, http::Response<()>), Error> {
     let req = http::Request::get(url)
         .body(())
@@ -684,8 +686,9 @@ pub async fn connect_with(
         .trim_start_matches('[')
         .trim_end_matches(']')
         .to_string();
-    // wss:// needs TLS, which a later issue brings; refuse it rather than
-    // speak plain TCP to a TLS port.
+    // wss:// is refused here rather than spoken as plain TCP to a TLS
+    // port: this function returns a TCP socket. `tls::connect_with`
+    // (feature `rustls`) and `client::connect_with_options` take wss://.
     let port = match uri.scheme_str() {
         Some("ws") | Some("http") | None => uri.port_u16().unwrap_or(80),
         _ => return Err(Error::Usage(UsageError::InvalidRequest)),

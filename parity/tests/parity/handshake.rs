@@ -443,8 +443,9 @@ fn frames_right_behind_the_handshake() {
 
 #[test]
 fn urls_the_client_refuses() {
-    // wss:// needs TLS, which no adapter has yet: refused, with or without
-    // a port, before any connection is made.
+    // The plain connect functions refuse wss:// (TLS has its own `tls`
+    // functions behind the `rustls` feature), with or without a port,
+    // before any connection is made.
     let l = TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = l.local_addr().expect("address");
     let urls = [
