@@ -135,6 +135,13 @@ where
         rustls::Stream::new(conn, sock).write(buf)
     }
 
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        // The adapter hands over its whole queue at once: one TLS record
+        // and one write for a burst of frames.
+        let Parts { conn, sock } = self.inner.get_mut();
+        rustls::Stream::new(conn, sock).write_vectored(bufs)
+    }
+
     fn flush(&mut self) -> io::Result<()> {
         let Parts { conn, sock } = self.inner.get_mut();
         rustls::Stream::new(conn, sock).flush()
