@@ -20,8 +20,10 @@
 //! # Ok(()) }
 //! ```
 //!
-//! A [`WebSocket<ClientStream>`] has no `split`: use
-//! [`ClientStream::Tcp`]'s stream with [`crate::client_handshake`] for that.
+//! [`WebSocket::split`] works on a `WebSocket<ClientStream>` over TCP (also
+//! through a proxy) or a Unix socket; over TLS the halves fail with
+//! [`io::ErrorKind::Unsupported`] (one TLS session cannot be driven from
+//! two threads).
 
 use crate::{is_timeout, seed, Transport, WebSocket};
 use std::io::{self, Read, Write};
@@ -46,9 +48,18 @@ pub enum ClientStream {
     /// A Unix domain socket (`ws+unix:` URLs).
     #[cfg(unix)]
     Unix(std::os::unix::net::UnixStream),
-    /// TLS (`wss://`) over one of the others.
+    /// TLS (`wss://`) over one of the others. (In a mutex only so that the
+    /// stream is `Sync` like the others; reads and writes take it through
+    /// `&mut` without locking.)
     #[cfg(feature = "rustls")]
-    Tls(Box<crate::tls::ClientTlsStream<ClientStream>>),
+    Tls(Box<std::sync::Mutex<crate::tls::ClientTlsStream<ClientStream>>>),
+}
+
+#[cfg(feature = "rustls")]
+fn tls_mut(
+    m: &mut std::sync::Mutex<crate::tls::ClientTlsStream<ClientStream>>,
+) -> &mut crate::tls::ClientTlsStream<ClientStream> {
+    m.get_mut().unwrap_or_else(|e| e.into_inner())
 }
 
 macro_rules! each {
@@ -58,7 +69,10 @@ macro_rules! each {
             #[cfg(unix)]
             ClientStream::Unix($s) => $e,
             #[cfg(feature = "rustls")]
-            ClientStream::Tls($s) => $e,
+            ClientStream::Tls(m) => {
+                let $s = tls_mut(m);
+                $e
+            }
         }
     };
 }
@@ -81,6 +95,60 @@ impl Write for ClientStream {
     }
 }
 
+/// Reads and writes through a shared reference, so that
+/// [`WebSocket::split`] works on TCP and Unix streams. A TLS session cannot
+/// be driven from two threads: through `&ClientStream` it fails with
+/// [`io::ErrorKind::Unsupported`].
+impl Read for &ClientStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match *self {
+            ClientStream::Tcp(s) => (&*s).read(buf),
+            #[cfg(unix)]
+            ClientStream::Unix(s) => (&*s).read(buf),
+            #[cfg(feature = "rustls")]
+            ClientStream::Tls(_) => Err(no_shared_tls()),
+        }
+    }
+}
+
+impl Write for &ClientStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match *self {
+            ClientStream::Tcp(s) => (&*s).write(buf),
+            #[cfg(unix)]
+            ClientStream::Unix(s) => (&*s).write(buf),
+            #[cfg(feature = "rustls")]
+            ClientStream::Tls(_) => Err(no_shared_tls()),
+        }
+    }
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        match *self {
+            ClientStream::Tcp(s) => (&*s).write_vectored(bufs),
+            #[cfg(unix)]
+            ClientStream::Unix(s) => (&*s).write_vectored(bufs),
+            #[cfg(feature = "rustls")]
+            ClientStream::Tls(_) => Err(no_shared_tls()),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match *self {
+            ClientStream::Tcp(s) => (&*s).flush(),
+            #[cfg(unix)]
+            ClientStream::Unix(s) => (&*s).flush(),
+            #[cfg(feature = "rustls")]
+            ClientStream::Tls(_) => Err(no_shared_tls()),
+        }
+    }
+}
+
+#[cfg(feature = "rustls")]
+fn no_shared_tls() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::Unsupported,
+        "a TLS WebSocket cannot be split",
+    )
+}
+
 impl Transport for ClientStream {
     fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
         match self {
@@ -88,7 +156,9 @@ impl Transport for ClientStream {
             #[cfg(unix)]
             ClientStream::Unix(s) => Transport::set_read_timeout(s, timeout),
             #[cfg(feature = "rustls")]
-            ClientStream::Tls(s) => Transport::set_read_timeout(&**s, timeout),
+            ClientStream::Tls(m) => {
+                Transport::set_read_timeout(&*m.lock().unwrap_or_else(|e| e.into_inner()), timeout)
+            }
         }
     }
     fn shutdown(&self, how: Shutdown) -> io::Result<()> {
@@ -97,7 +167,9 @@ impl Transport for ClientStream {
             #[cfg(unix)]
             ClientStream::Unix(s) => Transport::shutdown(s, how),
             #[cfg(feature = "rustls")]
-            ClientStream::Tls(s) => Transport::shutdown(&**s, how),
+            ClientStream::Tls(m) => {
+                Transport::shutdown(&*m.lock().unwrap_or_else(|e| e.into_inner()), how)
+            }
         }
     }
 }
@@ -209,8 +281,8 @@ impl Connector {
         let name = crate::tls::server_name(url.host())?;
         let conn = crate::tls::ClientConnection::new(config, name)
             .map_err(|e| Error::from(io::Error::new(io::ErrorKind::InvalidInput, e)))?;
-        Ok(ClientStream::Tls(Box::new(crate::tls::TlsStream::new(
-            conn, stream,
+        Ok(ClientStream::Tls(Box::new(std::sync::Mutex::new(
+            crate::tls::TlsStream::new(conn, stream),
         ))))
     }
 

@@ -5,26 +5,37 @@
 //! `cargo run -p ws-tokio --example client -- ws://127.0.0.1:9001/`
 //!
 //! It offers permessage-deflate (RFC 7692); `--no-deflate` does not.
+//! `--proxy URL` connects through an HTTP CONNECT (`http://[user:pass@]host:port`)
+//! or SOCKS5 (`socks5://[user:pass@]host:port`) proxy; `--proxy-env` takes
+//! it from `ws_proxy` / `wss_proxy` / `http_proxy` / `https_proxy` /
+//! `all_proxy` (minus `no_proxy`). `ws+unix:/path.sock:/resource` URLs
+//! connect to a Unix socket, and `wss://` URLs need `--features rustls`.
 
 use tokio::io::{AsyncBufReadExt, BufReader};
-use ws_tokio::{CloseCode, Config, DeflateConfig, Message};
+use ws_tokio::client::{connect_with_options, ClientOptions, Proxy, ProxySetting};
+use ws_tokio::{CloseCode, Message};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut url = "ws://127.0.0.1:9001/".to_string();
-    let mut config = Config::default().deflate(Some(DeflateConfig::default()));
-    for a in std::env::args().skip(1) {
+    let mut options = ClientOptions::new();
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
         match a.as_str() {
-            "--no-deflate" => config = config.deflate(None),
+            "--no-deflate" => options = options.deflate(None),
+            "--proxy" => {
+                let p = args.next().ok_or("--proxy needs a URL")?;
+                options = options.proxy(ProxySetting::Explicit(Proxy::parse(&p)?));
+            }
+            "--proxy-env" => options = options.proxy(ProxySetting::FromEnv),
             "-h" | "--help" => {
-                println!("usage: client [--no-deflate] [URL]");
+                println!("usage: client [--no-deflate] [--proxy URL | --proxy-env] [URL]");
                 return Ok(());
             }
             _ => url = a,
         }
     }
-    let req = ws_tokio::http::Request::get(url.as_str()).body(())?;
-    let (ws, _resp) = ws_tokio::connect_with(req, config).await?;
+    let (ws, _resp) = connect_with_options(&url, options).await?;
     let (mut rx, mut tx) = ws.split();
     let printer = tokio::spawn(async move {
         while let Some(msg) = rx.recv().await {
