@@ -511,6 +511,86 @@ async fn plain_client_to_tls_server_and_tls_client_to_plain_server_fail_cleanly(
     assert!(server.await.unwrap().is_err());
 }
 
+/// An HTTPS server that also upgrades (the `wss_server` example's shape):
+/// the server module's `read_request` and `Upgrader` over a TLS stream.
+#[tokio::test]
+async fn https_page_and_wss_upgrade_on_one_port() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use ws_tokio::server::{is_upgrade_request, read_request, ServerPolicy, Upgrader};
+    let pki = Pki::new();
+    let acceptor = tls::TlsAcceptor::from(
+        server_tls(pki.issue(&["localhost"], false))
+            .build()
+            .unwrap(),
+    );
+    let upgrader = Upgrader::new(ServerPolicy::new().path("/ws"));
+    let clients = upgrader.clients();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (info_tx, mut info_rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        for _ in 0..2 {
+            let (tcp, peer) = listener.accept().await.unwrap();
+            let mut stream = acceptor.accept(tcp).await.unwrap();
+            let (req, head) = read_request(&mut stream, &Config::default()).await.unwrap();
+            if !is_upgrade_request(&req) {
+                stream
+                    .write_all(
+                        b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\nconnection: close\r\n\r\nhello",
+                    )
+                    .await
+                    .unwrap();
+                stream.shutdown().await.unwrap();
+                continue;
+            }
+            let (mut ws, info) = upgrader
+                .handle_upgrade(stream, &head, Some(peer))
+                .await
+                .unwrap();
+            info_tx.send(info).unwrap();
+            tokio::spawn(async move {
+                while let Some(Ok(m)) = ws.recv().await {
+                    if m.is_data() {
+                        ws.send(m).await.unwrap();
+                    }
+                }
+            });
+        }
+    });
+
+    // HTTPS: a plain GET over TLS gets the page.
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let mut https = tls::TlsConnector::from(pki.client().build().unwrap())
+        .connect(tls::server_name("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+    https
+        .write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut page = String::new();
+    https.read_to_string(&mut page).await.unwrap();
+    assert!(page.starts_with("HTTP/1.1 200 OK"), "{page}");
+    assert!(page.ends_with("hello"), "{page}");
+
+    // wss on the same port, tracked with its request and address.
+    let (mut ws, _) = tls::connect_with(
+        request(&format!("wss://localhost:{port}/ws?room=1")),
+        config(),
+        pki.client().build().unwrap(),
+    )
+    .await
+    .unwrap();
+    let info = info_rx.recv().await.unwrap();
+    assert_eq!(info.path(), "/ws");
+    assert_eq!(info.query(), Some("room=1"));
+    assert!(info.peer_addr().unwrap().ip().is_loopback());
+    assert_eq!(clients.len(), 1);
+    echo_round_trip(&mut ws).await;
+}
+
 // ------------------------------------------------- a third-party peer --
 
 /// Python's `websockets` as a TLS client (`client URL CA`) or server
