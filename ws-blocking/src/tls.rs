@@ -32,6 +32,9 @@
 //! [`Config::handshake_timeout`] bounds the TCP connect and the TLS
 //! handshake together, and then, again, the WebSocket handshake.
 //!
+//! The core's timers keep working over TLS: a read that times out inside
+//! rustls keeps the partial record for the next read.
+//!
 //! # Errors
 //!
 //! A TLS failure (untrusted certificate, wrong host name, a required

@@ -216,6 +216,46 @@ fn mutual_tls() {
     echo_round_trip(&mut ws);
 }
 
+/// The core's timers run through TLS reads that time out: a server with a
+/// heartbeat drops a client that stopped reading (no pong) on time.
+#[test]
+fn heartbeat_drops_a_dead_client_over_tls() {
+    let pki = Pki::new();
+    let id = pki.issue(&["localhost"]);
+    let cfg = ServerTls::new(vec![id.cert], id.key).build().unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = thread::spawn(move || {
+        let (tcp, _) = listener.accept().unwrap();
+        let heartbeat = config()
+            .ping_interval(Some(Duration::from_millis(100)))
+            .idle_timeout(Some(Duration::from_millis(400)));
+        let mut ws =
+            tls::accept_with(tcp, cfg, heartbeat, |_| Ok(ws_blocking::Accept::new())).unwrap();
+        let start = std::time::Instant::now();
+        while let Some(Ok(_)) = ws.recv() {}
+        (start.elapsed(), ws.close_info().cloned())
+    });
+    // Connected, then never reads: pings go unanswered.
+    let (client, _) = tls::connect_with(
+        request(&format!("wss://localhost:{port}/")),
+        config(),
+        pki.client().build().unwrap(),
+    )
+    .unwrap();
+    let (elapsed, info) = server.join().unwrap();
+    assert_eq!(
+        info.expect("ended").ending,
+        ws_proto::Ending::IdleTimeout,
+        "dropped by the idle timeout"
+    );
+    assert!(
+        elapsed >= Duration::from_millis(400) && elapsed < Duration::from_secs(5),
+        "{elapsed:?}"
+    );
+    drop(client);
+}
+
 #[test]
 fn silent_client_hits_the_tls_handshake_timeout() {
     let pki = Pki::new();

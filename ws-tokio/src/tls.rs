@@ -39,6 +39,13 @@
 //! [`Config::handshake_timeout`] bounds the TCP connect and the TLS
 //! handshake together, and then, again, the WebSocket handshake.
 //!
+//! # Cancel safety
+//!
+//! The handshake functions here are not cancel safe: dropping one drops
+//! the stream and the TLS session with it. The `WebSocket` they return is
+//! as cancel safe as over TCP (see the crate docs): tokio-rustls keeps
+//! decrypted bytes that a cancelled read did not return.
+//!
 //! # Errors
 //!
 //! A TLS failure (untrusted certificate, wrong host name, a required
