@@ -193,9 +193,9 @@ macro_rules! runtime_api {
 pub mod async_std;
 #[cfg(feature = "smol")]
 pub mod client;
+pub mod server;
 #[cfg(feature = "smol")]
 pub mod smol;
-pub mod server;
 #[cfg(feature = "rustls")]
 pub mod tls;
 

@@ -45,10 +45,10 @@ use ws_proto::{ClientHandshake, Connection, Event, ServerHandshake, Transmit};
 
 pub mod client;
 pub mod server;
-#[cfg(feature = "hyper")]
-mod upgrade_hyper;
 #[cfg(feature = "rustls")]
 pub mod tls;
+#[cfg(feature = "hyper")]
+mod upgrade_hyper;
 
 pub use ws_proto::{
     http, Accept, CloseCode, CloseFrame, CloseInfo, Config, DeflateConfig, Error, HandshakeError,
