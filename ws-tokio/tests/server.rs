@@ -460,7 +460,9 @@ async fn broadcast_with_deflate_reaches_every_kind_of_client() {
                 Config::default()
             };
             (
-                http::Request::get(format!("ws://{addr}/")).body(()).unwrap(),
+                http::Request::get(format!("ws://{addr}/"))
+                    .body(())
+                    .unwrap(),
                 cfg,
             )
         };
