@@ -82,6 +82,7 @@ pub use ws_proto::{
 
 pub mod client;
 mod handshake;
+pub mod server;
 mod split;
 #[cfg(feature = "rustls")]
 pub mod tls;
@@ -229,6 +230,8 @@ struct Core {
     /// Split halves only: the writing half is flushing, and writes what
     /// the reading half queues meanwhile.
     writer_active: bool,
+    /// Set when the connection is in a [`server::Clients`] set.
+    tracker: Option<server::Tracker>,
 }
 
 /// What `recv` does with one event.
@@ -249,6 +252,7 @@ impl Core {
             close_info: None,
             finished: false,
             writer_active: false,
+            tracker: None,
         }
     }
 
@@ -266,6 +270,8 @@ impl Core {
             Event::Closed(info) => {
                 self.close_info = Some(info.clone());
                 self.finished = true;
+                // Out of the client set: the connection ended.
+                self.tracker = None;
                 Step::End(info.into_result(self.io_error.clone()))
             }
             _ => Step::Skip,

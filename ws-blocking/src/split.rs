@@ -61,7 +61,7 @@ impl<S: Transport> Shared<S>
 where
     for<'a> &'a S: Read + Write,
 {
-    fn core(&self) -> MutexGuard<'_, Core> {
+    pub(crate) fn core(&self) -> MutexGuard<'_, Core> {
         lock(&self.core)
     }
 
@@ -134,7 +134,10 @@ where
     /// The writing half's flush: `queue` runs under the core lock, and in
     /// the same critical section the writer is marked active, so that the
     /// reader leaves the writing to it.
-    fn write_out(&self, queue: impl FnOnce(&mut Core) -> Result<(), Error>) -> Result<(), Error> {
+    pub(crate) fn write_out(
+        &self,
+        queue: impl FnOnce(&mut Core) -> Result<(), Error>,
+    ) -> Result<(), Error> {
         {
             let mut c = self.core();
             queue(&mut c)?;
@@ -164,7 +167,7 @@ where
 /// yields the same items as [`WebSocket::recv`] and is also an
 /// [`Iterator`].
 pub struct WebSocketReader<S> {
-    shared: Arc<Shared<S>>,
+    pub(crate) shared: Arc<Shared<S>>,
     read_timeout: ReadTimeout,
 }
 
@@ -172,7 +175,7 @@ pub struct WebSocketReader<S> {
 ///
 /// Its methods block until the stream has taken the bytes.
 pub struct WebSocketWriter<S> {
-    shared: Arc<Shared<S>>,
+    pub(crate) shared: Arc<Shared<S>>,
 }
 
 impl<S> std::fmt::Debug for WebSocketReader<S> {

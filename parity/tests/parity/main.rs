@@ -13,6 +13,7 @@ mod frames;
 mod handshake;
 mod limits;
 mod server_features;
+mod server_policy;
 mod subprotocol;
 mod violations;
 
