@@ -579,3 +579,49 @@ async fn wss_directly_and_through_proxies() {
     })
     .await
 }
+
+/// Dropping `connect` or `Reconnect::next` mid-way leaves nothing behind:
+/// the next call starts afresh.
+#[tokio::test]
+async fn cancelled_connects() {
+    timed(async {
+        let (silent, _) = scripted(|_| Reply::Silence);
+        let connector = Connector::new(ClientOptions::new());
+        let r = tokio::time::timeout(
+            Duration::from_millis(100),
+            connector.connect(&format!("ws://{silent}/")),
+        )
+        .await;
+        assert!(r.is_err(), "the silent server cannot complete a handshake");
+        let addr = echo_server().await;
+        let (mut ws, _) = connector
+            .connect(&format!("ws://{addr}/after"))
+            .await
+            .unwrap();
+        assert_eq!(exchange(&mut ws).await, "path /after");
+        // Cancelled while backing off: the failure count stays, and the
+        // next call connects once the server is there.
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        drop(l);
+        let mut rc = Connector::new(ClientOptions::new())
+            .reconnect(format!("ws://127.0.0.1:{port}/late"))
+            .backoff(
+                Backoff::new()
+                    .initial(Duration::from_millis(20))
+                    .jitter(0.0),
+            );
+        let r = tokio::time::timeout(Duration::from_millis(100), rc.next()).await;
+        assert!(r.is_err());
+        assert!(rc.failures() >= 1);
+        let l = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+        tokio::spawn(async move {
+            let (tcp, _) = l.accept().await.unwrap();
+            serve(tcp).await;
+        });
+        let (mut ws, _) = rc.next().await.unwrap();
+        assert_eq!(rc.failures(), 0);
+        assert_eq!(exchange(&mut ws).await, "path /late");
+    })
+    .await
+}
