@@ -414,6 +414,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
                 }
                 _ => {}
             }
+            if self.tracker.as_ref().is_some_and(|t| t.stalled()) && !self.conn.should_wait() {
+                // Messages for this client waited for room; the flush made some.
+                continue;
+            }
             if let Some(deadline) = self.conn.poll_timeout() {
                 match &mut self.sleep {
                     Some(s) if s.deadline() == deadline => {}

@@ -270,7 +270,33 @@ async fn client_handle_close_and_queue_bound<R: Rt>() {
     assert!(untracked.clients().is_empty());
 }
 
+async fn queued_messages_wait_for_room<R: Rt>() {
+    let (listener, addr) = R::bind().await;
+    let policy = ServerPolicy::new().with_config(Config::default().max_send_buffer(1024));
+    let up = Upgrader::new(policy, R::Timer::default());
+    let client = R::spawn(R::connect(url(addr, "/")));
+    let tcp = R::tcp_accept(&listener).await;
+    let (mut sws, _) = up.handle_upgrade(tcp, &[], None).await.unwrap();
+    let mut cws = client.await.unwrap();
+    let handle = up.clients().get(sws.client_id()).unwrap();
+    // More than the send buffer takes at once, queued before `recv` runs.
+    for i in 0..50u8 {
+        handle.send(Message::binary(vec![i; 800])).unwrap();
+    }
+    let server = R::spawn(async move { while sws.recv().await.is_some() {} });
+    for i in 0..50u8 {
+        match cws.recv().await.unwrap().unwrap() {
+            Message::Binary(b) => assert_eq!(&b[..], &[i; 800][..]),
+            other => panic!("{other:?}"),
+        }
+    }
+    cws.close(CloseCode::NORMAL, "").await.unwrap();
+    while cws.recv().await.is_some() {}
+    server.await;
+}
+
 on_both_runtimes!(
+    queued_messages_wait_for_room,
     info_tracking_and_broadcast,
     refusals_and_limits,
     routed_handle_upgrade,

@@ -248,6 +248,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
                 Poll::Pending if self.conn.buffered_amount() > READ_PAUSE => return Poll::Pending,
                 _ => {}
             }
+            if self.tracker.as_ref().is_some_and(|t| t.stalled()) && !self.conn.should_wait() {
+                // Messages for this client waited for room; the flush made some.
+                continue;
+            }
             if let Some(deadline) = self.conn.poll_timeout() {
                 let deadline = tokio::time::Instant::from_std(deadline);
                 match &mut self.sleep {

@@ -105,6 +105,8 @@ struct OutboxState {
     bytes: usize,
     waker: Option<Waker>,
     closed: bool,
+    /// Items wait because the connection's send queue was full.
+    stalled: bool,
 }
 
 /// A client's queue of messages from other tasks.
@@ -168,9 +170,16 @@ impl Tracker {
             // others queued for it can no longer be sent.
             st.bytes -= item.size();
         }
+        st.stalled = !st.items.is_empty();
         if !st.waker.as_ref().is_some_and(|w| w.will_wake(waker)) {
             st.waker = Some(waker.clone());
         }
+    }
+
+    /// Whether queued messages wait for room in the connection's send
+    /// queue: the adapter drains again once a flush made room.
+    pub(crate) fn stalled(&self) -> bool {
+        self.outbox.lock().stalled
     }
 
     pub(crate) fn id(&self) -> u64 {

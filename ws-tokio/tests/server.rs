@@ -489,3 +489,33 @@ async fn broadcast_with_deflate_reaches_every_kind_of_client() {
     })
     .await
 }
+
+/// Queued messages that wait for room in a small send buffer go out as
+/// soon as a flush makes room, without any other event.
+#[tokio::test]
+async fn queued_messages_wait_for_room_in_the_send_buffer() {
+    within(async {
+        let policy = ServerPolicy::new().with_config(Config::default().max_send_buffer(1024));
+        let server = Server::bind("127.0.0.1:0", policy).await.unwrap();
+        let addr = server.local_addr().unwrap();
+        let c = tokio::spawn(async move { connect(addr, "/").await });
+        let (mut sws, _) = server.accept().await.unwrap();
+        let mut cws = c.await.unwrap();
+        let handle = server.clients().get(sws.client_id()).unwrap();
+        // Queued before the connection's task runs: more than fits at once.
+        for i in 0..50u8 {
+            handle.send(Message::binary(vec![i; 800])).unwrap();
+        }
+        let server_task = tokio::spawn(async move { while sws.recv().await.is_some() {} });
+        for i in 0..50u8 {
+            match cws.recv().await.unwrap().unwrap() {
+                Message::Binary(b) => assert_eq!(&b[..], &[i; 800][..]),
+                other => panic!("{other:?}"),
+            }
+        }
+        cws.close(CloseCode::NORMAL, "").await.unwrap();
+        while cws.recv().await.is_some() {}
+        server_task.await.unwrap();
+    })
+    .await
+}
