@@ -158,14 +158,16 @@ macro_rules! runtime_tls {
         /// The client's TLS stream over TCP: what [`connect`] returns.
         pub type WssStream = ClientTlsStream<$tcp>;
 
-        /// Connects to a `wss://` URL, trusting the webpki (Mozilla) roots.
+        /// Connects to a `wss://` URL, trusting the webpki (Mozilla) roots and
+        /// offering permessage-deflate, like the plain `connect`.
         pub async fn connect(
             url: &str,
         ) -> Result<(WebSocket<WssStream>, http::Response<()>), Error> {
             let req = http::Request::get(url)
                 .body(())
                 .map_err(|_| Error::Usage(UsageError::InvalidRequest))?;
-            connect_with(req, Config::default(), super::webpki_client_config()?).await
+            let config = Config::default().deflate(Some(crate::DeflateConfig::default()));
+            connect_with(req, config, super::webpki_client_config()?).await
         }
 
         /// Connects to a `wss://` URL with a request you built, a config

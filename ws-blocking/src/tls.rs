@@ -241,12 +241,14 @@ fn tls_io(e: rustls::Error) -> Error {
     io::Error::new(io::ErrorKind::InvalidInput, e).into()
 }
 
-/// Connects to a `wss://` URL, trusting the webpki (Mozilla) roots.
+/// Connects to a `wss://` URL, trusting the webpki (Mozilla) roots and
+/// offering permessage-deflate, like the plain `connect`.
 pub fn connect(url: &str) -> Result<(WebSocket<WssStream>, http::Response<()>), Error> {
     let req = http::Request::get(url)
         .body(())
         .map_err(|_| Error::Usage(UsageError::InvalidRequest))?;
-    connect_with(req, Config::default(), webpki_client_config()?)
+    let config = Config::default().deflate(Some(ws_proto::DeflateConfig::default()));
+    connect_with(req, config, webpki_client_config()?)
 }
 
 /// Connects to a `wss://` URL with a request you built, a config and a

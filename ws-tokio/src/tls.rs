@@ -117,12 +117,14 @@ where
     crate::accept_with(tls, config, decide).await
 }
 
-/// Connects to a `wss://` URL, trusting the webpki (Mozilla) roots.
+/// Connects to a `wss://` URL, trusting the webpki (Mozilla) roots and
+/// offering permessage-deflate, like the plain `connect`.
 pub async fn connect(url: &str) -> Result<(WebSocket<WssStream>, http::Response<()>), Error> {
     let req = http::Request::get(url)
         .body(())
         .map_err(|_| Error::Usage(ws_proto::UsageError::InvalidRequest))?;
-    connect_with(req, Config::default(), webpki_client_config()?).await
+    let config = Config::default().deflate(Some(crate::DeflateConfig::default()));
+    connect_with(req, config, webpki_client_config()?).await
 }
 
 /// Connects to a `wss://` URL with a request you built, a config and a
