@@ -72,7 +72,7 @@ use std::pin::{pin, Pin};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Instant;
-use ws_proto::{ClientHandshake, Connection, Event, ServerHandshake, Transmit};
+use ws_proto::{ClientHandshake, Connection, Ending, Event, ServerHandshake, Transmit};
 
 pub use ws_proto::{
     http, Accept, CloseCode, CloseFrame, CloseInfo, Config, DeflateConfig, Error, HandshakeError,
@@ -363,6 +363,63 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
         }
     }
 
+    /// Forgets the bytes taken from the core and not yet written (the
+    /// connection ended on a timer; the peer reads nothing).
+    fn drop_unwritten(&mut self) {
+        self.wbuf.clear();
+        self.wpos = 0;
+    }
+
+    /// Arms the sleep for the core's next deadline and fires
+    /// `handle_timeout` when it passed; `true` if it fired.
+    fn poll_timer(&mut self, cx: &mut Context<'_>) -> bool {
+        let Some(deadline) = self.conn.poll_timeout() else {
+            return false;
+        };
+        match &mut self.sleep {
+            Some(s) if s.deadline() == deadline => {}
+            Some(s) => s.as_mut().reset(deadline),
+            None => self.sleep = Some(self.timer.sleep_until(deadline)),
+        }
+        let fired = match &mut self.sleep {
+            Some(s) => s.as_mut().poll_elapsed(cx).is_ready(),
+            None => false,
+        };
+        if fired {
+            let now = self.now();
+            self.conn.handle_timeout(now);
+        }
+        fired
+    }
+
+    /// [`poll_flush`](Self::poll_flush) for an unsplit `WebSocket`: while a
+    /// peer that does not read keeps the write waiting, the core's timers
+    /// still run (the heartbeat's idle timeout, the close timeout); when
+    /// one ends the connection, what was queued is dropped and the wait
+    /// ends with an error (`recv` then reports how the connection ended).
+    fn poll_flush_timed(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        loop {
+            match self.poll_flush(cx, Side::Write) {
+                Poll::Pending => {}
+                ready => return ready,
+            }
+            if !self.poll_timer(cx) {
+                return Poll::Pending;
+            }
+            if self.conn.is_closed() {
+                // The shutdown the core asks for, best effort, without
+                // what the peer did not take.
+                self.drop_unwritten();
+                let _ = self.poll_flush(cx, Side::Write);
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the connection timed out before the peer took the data",
+                )
+                .into()));
+            }
+        }
+    }
+
     fn io_failed(&mut self, e: io::Error) -> Error {
         let err = Error::from(e);
         if self.io_error.is_none() {
@@ -391,6 +448,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
                     }
                     Event::Pong(p) => return Poll::Ready(Some(Ok(Message::Pong(p)))),
                     Event::Closed(info) => {
+                        if matches!(info.ending, Ending::Timeout | Ending::IdleTimeout) {
+                            // A timer ended it: the peer did not take what
+                            // we had, so let the shutdown go out now.
+                            self.drop_unwritten();
+                        }
                         // Last words (a shutdown after a timeout): best effort.
                         let _ = self.poll_flush(cx, Side::Read);
                         self.close_info = Some(info.clone());
@@ -405,32 +467,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
             if self.finished || self.conn.is_closed() {
                 return Poll::Ready(None);
             }
-            match self.poll_flush(cx, Side::Read) {
+            let paused = match self.poll_flush(cx, Side::Read) {
                 Poll::Ready(Err(_)) => continue, // the core saw it as EOF; report it
                 // Backpressure: while the peer does not take what we owe it,
-                // stop reading what it sends.
-                Poll::Pending if self.conn.buffered_amount() + self.wbuf.len() > READ_PAUSE => {
-                    return Poll::Pending
-                }
-                _ => {}
-            }
+                // stop reading what it sends (but keep the timers running:
+                // the heartbeat is what drops a peer that stopped reading
+                // for good).
+                Poll::Pending => self.conn.buffered_amount() + self.wbuf.len() > READ_PAUSE,
+                _ => false,
+            };
             if self.tracker.as_ref().is_some_and(|t| t.stalled()) && !self.conn.should_wait() {
                 // Messages for this client waited for room; the flush made some.
                 continue;
             }
-            if let Some(deadline) = self.conn.poll_timeout() {
-                match &mut self.sleep {
-                    Some(s) if s.deadline() == deadline => {}
-                    Some(s) => s.as_mut().reset(deadline),
-                    None => self.sleep = Some(self.timer.sleep_until(deadline)),
-                }
-                if let Some(s) = &mut self.sleep {
-                    if s.as_mut().poll_elapsed(cx).is_ready() {
-                        let now = self.now();
-                        self.conn.handle_timeout(now);
-                        continue;
-                    }
-                }
+            if self.poll_timer(cx) {
+                continue;
+            }
+            if paused {
+                return Poll::Pending;
             }
             let res = READ_BUFFER.with(|cell| {
                 let mut guard;
@@ -617,8 +671,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
 
     /// Writes everything queued. Cancel safe: what was not written stays
     /// queued.
+    ///
+    /// While the peer does not read, the core's timers still run: when the
+    /// idle timeout or the close timeout ends the connection, this returns
+    /// an error (`TimedOut`) and `recv` reports the ending.
     pub async fn flush(&mut self) -> Result<(), Error> {
-        poll_fn(|cx| self.inner.poll_flush(cx, Side::Write)).await
+        poll_fn(|cx| self.inner.poll_flush_timed(cx)).await
     }
 
     /// Sends a ping. Cancel safe after the first poll, like `send`.

@@ -25,9 +25,12 @@
 //! read timeout of the stream it drives; [`Transport`] is the small trait
 //! that gives it access (implemented for `TcpStream` and `UnixStream`).
 //!
-//! Writes block until the stream takes the bytes. To bound them, set a
-//! write timeout on the socket yourself (`TcpStream::set_write_timeout`): a
-//! write that times out is an I/O error, which ends the connection.
+//! Writes block until the stream takes the bytes, or until one of the
+//! core's deadlines passes (the heartbeat's idle timeout, the close
+//! timeout: the unsplit [`WebSocket`] bounds each write by the next one, as
+//! it does reads). To bound them further, set a write timeout on the
+//! socket yourself (`TcpStream::set_write_timeout`) before handing it
+//! over: a write that times out is an I/O error, which ends the connection.
 //!
 //! # Sending while another thread receives
 //!
@@ -110,6 +113,11 @@ thread_local! {
 /// - `set_read_timeout` bounds the next read, so that the core's timers
 ///   fire while the adapter waits for input. The adapter never passes a zero
 ///   duration.
+/// - `set_write_timeout` and `write_timeout` (optional: by default there
+///   is none) bound a write in the same way, so that the timers (the
+///   heartbeat's idle timeout, the close timeout) also end a write to a
+///   peer that stopped reading. A write timeout the stream had when it was
+///   handed over is kept as an upper bound.
 /// - `shutdown` carries out [`Transmit::Shutdown`] (the TCP FIN after the
 ///   closing handshake) with [`Shutdown::Write`]. Split halves also use
 ///   [`Shutdown::Both`] in place of dropping the transport once the
@@ -123,6 +131,20 @@ pub trait Transport {
     /// Sets how long a read may block; `None` blocks until data arrives.
     fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()>;
 
+    /// Sets how long a write may block; `None` blocks until the stream
+    /// takes the bytes. The default does nothing (writes then block until
+    /// the stream takes the bytes, whatever the timers say).
+    fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        let _ = timeout;
+        Ok(())
+    }
+
+    /// The write timeout set on the stream; the default says there is
+    /// none.
+    fn write_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(None)
+    }
+
     /// Shuts down the read half, the write half, or both.
     fn shutdown(&self, how: Shutdown) -> io::Result<()>;
 }
@@ -130,6 +152,12 @@ pub trait Transport {
 impl Transport for TcpStream {
     fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
         TcpStream::set_read_timeout(self, timeout)
+    }
+    fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        TcpStream::set_write_timeout(self, timeout)
+    }
+    fn write_timeout(&self) -> io::Result<Option<Duration>> {
+        TcpStream::write_timeout(self)
     }
     fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         TcpStream::shutdown(self, how)
@@ -141,6 +169,12 @@ impl Transport for std::os::unix::net::UnixStream {
     fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
         std::os::unix::net::UnixStream::set_read_timeout(self, timeout)
     }
+    fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        std::os::unix::net::UnixStream::set_write_timeout(self, timeout)
+    }
+    fn write_timeout(&self) -> io::Result<Option<Duration>> {
+        std::os::unix::net::UnixStream::write_timeout(self)
+    }
     fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         std::os::unix::net::UnixStream::shutdown(self, how)
     }
@@ -150,6 +184,12 @@ impl<T: Transport + ?Sized> Transport for &T {
     fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
         (**self).set_read_timeout(timeout)
     }
+    fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        (**self).set_write_timeout(timeout)
+    }
+    fn write_timeout(&self) -> io::Result<Option<Duration>> {
+        (**self).write_timeout()
+    }
     fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         (**self).shutdown(how)
     }
@@ -158,6 +198,12 @@ impl<T: Transport + ?Sized> Transport for &T {
 impl<T: Transport + ?Sized> Transport for Box<T> {
     fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
         (**self).set_read_timeout(timeout)
+    }
+    fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        (**self).set_write_timeout(timeout)
+    }
+    fn write_timeout(&self) -> io::Result<Option<Duration>> {
+        (**self).write_timeout()
     }
     fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         (**self).shutdown(how)
@@ -174,6 +220,40 @@ impl ReadTimeout {
             self.0 = None;
             io.set_read_timeout(t)?;
             self.0 = Some(t);
+        }
+        Ok(())
+    }
+}
+
+/// The write timeout last set on the stream, like [`ReadTimeout`], and
+/// the one the stream had when the adapter took it over (the user's bound
+/// on every write).
+#[derive(Debug, Default, Clone, Copy)]
+struct WriteTimeout {
+    set: Option<Option<Duration>>,
+    user: Option<Duration>,
+}
+
+impl WriteTimeout {
+    fn of<T: Transport + ?Sized>(io: &T) -> Self {
+        let user = io.write_timeout().unwrap_or(None);
+        WriteTimeout {
+            set: Some(user),
+            user,
+        }
+    }
+
+    /// Bounds the next write by `deadline` (the time left until the core's
+    /// next deadline) and the user's timeout.
+    fn set<T: Transport + ?Sized>(&mut self, io: &T, deadline: Option<Duration>) -> io::Result<()> {
+        let t = match (deadline, self.user) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if self.set != Some(t) {
+            self.set = None;
+            io.set_write_timeout(t)?;
+            self.set = Some(t);
         }
         Ok(())
     }
@@ -340,6 +420,7 @@ pub struct WebSocket<S> {
     io: S,
     core: Core,
     read_timeout: ReadTimeout,
+    write_timeout: WriteTimeout,
 }
 
 impl<S> std::fmt::Debug for WebSocket<S> {
@@ -380,6 +461,7 @@ impl<S: Read + Write + Transport> WebSocket<S> {
     /// the stream's read timeout.
     pub fn from_connection(io: S, conn: Connection) -> Self {
         WebSocket {
+            write_timeout: WriteTimeout::of(&io),
             io,
             core: Core::new(conn),
             read_timeout: ReadTimeout::default(),
@@ -521,6 +603,10 @@ impl<S: Read + Write + Transport> WebSocket<S> {
     where
         for<'a> &'a S: Read + Write,
     {
+        // The halves do not bound writes by the core's deadlines: leave
+        // the stream with the user's write timeout.
+        let mut wt = self.write_timeout;
+        let _ = wt.set(&self.io, None);
         split::split(self.io, self.core, self.read_timeout)
     }
 
@@ -529,7 +615,24 @@ impl<S: Read + Write + Transport> WebSocket<S> {
         if let Some(e) = &self.core.io_error {
             return Err(e.clone());
         }
+        let mut fired = false;
         loop {
+            // Each write is bounded by the next deadline, so that the
+            // timers (the heartbeat's idle timeout, the close timeout) also
+            // run while a peer that stopped reading blocks the write.
+            let now = Instant::now();
+            let timeout = match self.core.conn.poll_timeout() {
+                Some(d) if d <= now && self.core.conn.wants_transmit() => {
+                    self.core.conn.handle_timeout(now);
+                    fired = true;
+                    continue;
+                }
+                Some(d) => Some((d - now).max(Duration::from_millis(1))),
+                None => None,
+            };
+            if let Err(e) = self.write_timeout.set(&self.io, timeout) {
+                return Err(self.core.io_failed(e));
+            }
             let res = {
                 let mut slices = [IoSlice::new(&[]); WRITE_SLICES];
                 let n = self.core.conn.transmit_slices(&mut slices);
@@ -546,14 +649,34 @@ impl<S: Read + Write + Transport> WebSocket<S> {
                 }
                 Some(Ok(n)) => self.core.conn.advance_transmit(n),
                 Some(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+                // A deadline passed: the next round fires the timer. Else
+                // it was the user's write timeout: an I/O error.
+                Some(Err(e))
+                    if is_timeout(&e)
+                        && self
+                            .core
+                            .conn
+                            .poll_timeout()
+                            .is_some_and(|d| d <= Instant::now()) => {}
                 Some(Err(e)) => return Err(self.core.io_failed(e)),
             }
         }
+        // A timer ended the connection while we were writing (the peer
+        // read nothing within the idle or close timeout): what was queued
+        // is dropped, and `recv` reports how the connection ended.
+        let ended = fired && self.core.conn.is_closed();
         if let Some(Transmit::Shutdown) = self.core.conn.poll_shutdown() {
             // RFC 6455 §7.1.1: our side of TCP closes now. Errors are
             // irrelevant at this point: the peer may already be gone.
             let _ = self.io.flush();
             let _ = self.io.shutdown(Shutdown::Write);
+            if ended {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the connection timed out before the peer took the data",
+                )
+                .into());
+            }
             return Ok(());
         }
         self.io.flush().map_err(|e| self.core.io_failed(e))

@@ -281,9 +281,11 @@ where
             Err(_) => unreachable!("both halves were given"),
         };
         WebSocket {
-            io: shared.io,
             core: shared.core.into_inner().unwrap_or_else(|e| e.into_inner()),
             read_timeout: self.read_timeout,
+            // The halves do not change it: what is set is the user's.
+            write_timeout: crate::WriteTimeout::of(&shared.io),
+            io: shared.io,
         }
     }
 }

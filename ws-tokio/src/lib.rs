@@ -200,6 +200,54 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
         }
     }
 
+    /// Arms the sleep for the core's next deadline and fires
+    /// `handle_timeout` when it passed; `true` if it fired.
+    fn poll_timer(&mut self, cx: &mut Context<'_>) -> bool {
+        let Some(deadline) = self.conn.poll_timeout() else {
+            return false;
+        };
+        let deadline = tokio::time::Instant::from_std(deadline);
+        match &mut self.sleep {
+            Some(s) if s.deadline() == deadline => {}
+            Some(s) => s.as_mut().reset(deadline),
+            None => self.sleep = Some(Box::pin(tokio::time::sleep_until(deadline))),
+        }
+        let fired = match &mut self.sleep {
+            Some(s) => s.as_mut().poll(cx).is_ready(),
+            None => false,
+        };
+        if fired {
+            self.conn.handle_timeout(now());
+        }
+        fired
+    }
+
+    /// [`poll_flush`](Self::poll_flush) for an unsplit `WebSocket`: while a
+    /// peer that does not read keeps the write waiting, the core's timers
+    /// still run (the heartbeat's idle timeout, the close timeout); when
+    /// one ends the connection, what was queued is dropped and the wait
+    /// ends with an error (`recv` then reports how the connection ended).
+    fn poll_flush_timed(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        loop {
+            match self.poll_flush(cx, Side::Write) {
+                Poll::Pending => {}
+                ready => return ready,
+            }
+            if !self.poll_timer(cx) {
+                return Poll::Pending;
+            }
+            if self.conn.is_closed() {
+                // The shutdown the core asks for, best effort.
+                let _ = self.poll_flush(cx, Side::Write);
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the connection timed out before the peer took the data",
+                )
+                .into()));
+            }
+        }
+    }
+
     fn io_failed(&mut self, e: io::Error) -> Error {
         let err = Error::from(e);
         if self.io_error.is_none() {
@@ -241,30 +289,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
             if self.finished || self.conn.is_closed() {
                 return Poll::Ready(None);
             }
-            match self.poll_flush(cx, Side::Read) {
+            // Backpressure: while the peer does not take what we owe it,
+            // stop reading what it sends (but keep the timers running: the
+            // heartbeat is what drops a peer that stopped reading for good).
+            let paused = match self.poll_flush(cx, Side::Read) {
                 Poll::Ready(Err(_)) => continue, // the core saw it as EOF; report it
-                // Backpressure: while the peer does not take what we owe it,
-                // stop reading what it sends.
-                Poll::Pending if self.conn.buffered_amount() > READ_PAUSE => return Poll::Pending,
-                _ => {}
-            }
+                Poll::Pending => self.conn.buffered_amount() > READ_PAUSE,
+                _ => false,
+            };
             if self.tracker.as_ref().is_some_and(|t| t.stalled()) && !self.conn.should_wait() {
                 // Messages for this client waited for room; the flush made some.
                 continue;
             }
-            if let Some(deadline) = self.conn.poll_timeout() {
-                let deadline = tokio::time::Instant::from_std(deadline);
-                match &mut self.sleep {
-                    Some(s) if s.deadline() == deadline => {}
-                    Some(s) => s.as_mut().reset(deadline),
-                    None => self.sleep = Some(Box::pin(tokio::time::sleep_until(deadline))),
-                }
-                if let Some(s) = &mut self.sleep {
-                    if s.as_mut().poll(cx).is_ready() {
-                        self.conn.handle_timeout(now());
-                        continue;
-                    }
-                }
+            if self.poll_timer(cx) {
+                continue;
+            }
+            if paused {
+                return Poll::Pending;
             }
             let res = READ_BUFFER.with(|cell| {
                 let mut guard;
@@ -419,8 +460,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     }
 
     /// Writes everything queued.
+    ///
+    /// While the peer does not read, the core's timers still run: when the
+    /// idle timeout or the close timeout ends the connection, this returns
+    /// an error (`TimedOut`) and `recv` reports the ending.
     pub async fn flush(&mut self) -> Result<(), Error> {
-        poll_fn(|cx| self.inner.poll_flush(cx, Side::Write)).await
+        poll_fn(|cx| self.inner.poll_flush_timed(cx)).await
     }
 
     /// Sends a ping.

@@ -354,3 +354,110 @@ fn send_buffer_policy() {
         all
     });
 }
+
+/// What a raw peer that stopped reading sees once told to read again: the
+/// frames that were written, then the end of the stream.
+fn read_to_the_end(p: &mut parity::raw::RawPeer) -> Vec<Obs> {
+    for _ in 0..100_000 {
+        match p.read() {
+            Wire::Eof | Wire::Reset => return vec![Obs::note("the stream ended")],
+            Wire::Close(c) => return vec![Obs::note(format!("a close frame {c:?}"))],
+            _ => {}
+        }
+    }
+    vec![Obs::note("the stream did not end")]
+}
+
+/// A peer that stops reading (and sends nothing) blocks `send` once the
+/// socket buffers are full; the heartbeat's idle timeout still runs and
+/// ends the blocked send with an error, and `recv` reports the ending.
+#[test]
+fn heartbeat_ends_a_send_blocked_by_a_dead_peer() {
+    let ended = info(None, None, false, Ending::IdleTimeout);
+    let timed_out = Error::from(std::io::Error::from(std::io::ErrorKind::TimedOut));
+    let expected = move |_role| {
+        vec![
+            Obs::note("sends went through until the socket was full"),
+            Obs::Sent(Err(timed_out.clone())),
+            Obs::err(Error::Closed(Box::new(ended.clone()))),
+            Obs::End,
+            Obs::Info(Some(ended.clone())),
+            Obs::note("the stream ended"),
+        ]
+    };
+    check_roles("heartbeat ends a blocked send", expected, |a, role| {
+        let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+        with_raw_peer(
+            a,
+            role,
+            heartbeat(),
+            move |p| {
+                go_rx.recv_timeout(parity::LIMIT).expect("told to read");
+                read_to_the_end(p)
+            },
+            move |s| {
+                let chunk = Message::binary(vec![0x5a; 256 << 10]);
+                let mut sent = 0usize;
+                let err = loop {
+                    match s.send(chunk.clone()) {
+                        Ok(()) => sent += 1,
+                        Err(e) => break e,
+                    }
+                    if sent > 256 {
+                        break Error::Usage(UsageError::Closed); // 64 MiB: never blocked
+                    }
+                };
+                let mut out = vec![
+                    Obs::note(if sent <= 64 {
+                        "sends went through until the socket was full".to_string()
+                    } else {
+                        format!("{sent} sends went through")
+                    }),
+                    Obs::Sent(Err(err)),
+                ];
+                out.extend(s.drain());
+                let _ = go_tx.send(());
+                out
+            },
+        )
+    });
+}
+
+/// The same while the application waits in `recv` with more than the
+/// adapters' read pause (1 MiB) unwritten: reading stops, the timers do
+/// not, and the idle timeout ends the connection.
+#[test]
+fn heartbeat_ends_a_recv_stalled_by_a_dead_peer() {
+    let ended = info(None, None, false, Ending::IdleTimeout);
+    let expected = move |_role| {
+        vec![
+            Obs::Sent(Ok(())),
+            Obs::Sent(Ok(())),
+            Obs::Sent(Ok(())),
+            Obs::err(Error::Closed(Box::new(ended.clone()))),
+            Obs::End,
+            Obs::Info(Some(ended.clone())),
+            Obs::note("the stream ended"),
+        ]
+    };
+    check_roles("heartbeat ends a stalled recv", expected, |a, role| {
+        let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+        with_raw_peer(
+            a,
+            role,
+            heartbeat(),
+            move |p| {
+                go_rx.recv_timeout(parity::LIMIT).expect("told to read");
+                read_to_the_end(p)
+            },
+            move |s| {
+                // 12 MiB queued: more than the socket buffers take.
+                let chunk = Message::binary(vec![0x5a; 4 << 20]);
+                let mut out: Vec<Obs> = (0..3).map(|_| Obs::Sent(s.feed(chunk.clone()))).collect();
+                out.extend(s.drain());
+                let _ = go_tx.send(());
+                out
+            },
+        )
+    });
+}
