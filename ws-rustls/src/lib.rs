@@ -373,6 +373,25 @@ mod tests {
     }
 
     #[test]
+    fn no_process_wide_provider_needed() {
+        // Nothing in this process installs a default provider; the
+        // builders name theirs, so they work (rustls' own `builder()`
+        // would panic here if more than one provider were compiled in).
+        assert!(rustls::crypto::CryptoProvider::get_default().is_none());
+        let (cert, key) = self_signed();
+        let certs = parse_certs(cert.as_bytes()).unwrap();
+        ServerTls::new(certs.clone(), parse_private_key(key.as_bytes()).unwrap())
+            .build()
+            .unwrap();
+        ClientTls::new()
+            .add_root(certs[0].clone())
+            .client_auth(certs, parse_private_key(key.as_bytes()).unwrap())
+            .build()
+            .unwrap();
+        assert!(rustls::crypto::CryptoProvider::get_default().is_none());
+    }
+
+    #[test]
     fn bad_pem_is_an_error() {
         assert!(parse_certs(b"not pem").is_err());
         assert!(
