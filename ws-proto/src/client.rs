@@ -40,7 +40,8 @@ use std::time::{Duration, Instant};
 /// A `ws+unix:` URL names the socket file and the request path separated by
 /// a colon, as in `ws`: `ws+unix:/run/app.sock:/chat?room=1` (or
 /// `ws+unix:///run/app.sock:/chat`) connects to `/run/app.sock` and asks for
-/// `/chat?room=1`; without a colon the path is `/`. The `Host` header of
+/// `/chat?room=1`; without a colon the path is `/`. As in `ws`, the socket
+/// path is taken as written (not percent-decoded). The `Host` header of
 /// such a request is `localhost`.
 ///
 /// ```
@@ -61,6 +62,15 @@ pub struct ClientUrl {
     unix_socket: Option<String>,
     resource: String,
     credentials: Option<String>,
+}
+
+/// Checks that `resource` can be a request target (the same rules as the
+/// request line the handshake writes).
+fn check_resource(resource: String) -> Result<String, UsageError> {
+    match http::uri::PathAndQuery::try_from(resource.as_str()) {
+        Ok(_) => Ok(resource),
+        Err(_) => Err(UsageError::InvalidUrl("invalid path or query")),
+    }
 }
 
 /// Bytes that may not appear anywhere in a URL we send on the wire.
@@ -127,8 +137,14 @@ pub(crate) fn parse_authority(
     if host.is_empty() {
         return Err(UsageError::InvalidUrl("empty host"));
     }
+    // RFC 3986 §3.2.2 reg-name, ASCII only (a non-ASCII name must be given
+    // in its punycode form); percent-encoded names are not accepted.
     let bracketed = hostport.starts_with('[');
-    if !bracketed && host.contains(['/', '?', '#', '[', ']', '@', ':', '\\']) {
+    if !bracketed
+        && !host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=".contains(&b))
+    {
         return Err(UsageError::InvalidUrl("invalid host"));
     }
     let port = match port {
@@ -178,17 +194,17 @@ impl ClientUrl {
             if sock.is_empty() {
                 return Err(UsageError::InvalidUrl("no socket path in a ws+unix URL"));
             }
-            let resource = match resource {
+            let resource = check_resource(match resource {
                 "" => "/".to_string(),
                 r if r.starts_with('/') => r.to_string(),
                 r if r.starts_with('?') => format!("/{r}"),
                 r => format!("/{r}"),
-            };
+            })?;
             return Ok(ClientUrl {
                 secure: false,
                 host: "localhost".into(),
                 port: 80,
-                unix_socket: Some(percent_decode(sock)),
+                unix_socket: Some(sock.to_string()),
                 resource,
                 credentials: None,
             });
@@ -208,11 +224,11 @@ impl ClientUrl {
         let end = rest.find(['/', '?']).unwrap_or(rest.len());
         let (authority, resource) = rest.split_at(end);
         let (credentials, host, port) = parse_authority(authority, if secure { 443 } else { 80 })?;
-        let resource = match resource {
+        let resource = check_resource(match resource {
             "" => "/".to_string(),
             r if r.starts_with('?') => format!("/{r}"),
             r => r.to_string(),
-        };
+        })?;
         Ok(ClientUrl {
             secure,
             host,
@@ -330,11 +346,11 @@ impl ClientUrl {
             let dir = &path[..path.rfind('/').map_or(0, |i| i + 1)];
             format!("{dir}{location}")
         };
-        let resource = if resource.starts_with('/') {
+        let resource = check_resource(if resource.starts_with('/') {
             resource
         } else {
             format!("/{resource}")
-        };
+        })?;
         Ok(ClientUrl {
             resource,
             credentials: None,
@@ -995,6 +1011,12 @@ mod tests {
             "ws://h\r\nX: y/",
             "ws+unix:",
             "ws+unix::/path",
+            "ws://%41/",
+            "ws://h%2fx/",
+            "ws://bücher.example/",
+            "ws://h/`",
+            "ws://h/<x>",
+            "ws+unix:/s:/a`b",
         ] {
             assert!(ClientUrl::parse(bad).is_err(), "{bad:?} accepted");
         }
