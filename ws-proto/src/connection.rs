@@ -305,6 +305,10 @@ pub struct Connection {
     timers: [Option<Instant>; TIMERS],
 }
 
+/// Messages at least this long do not leave their buffer with the
+/// connection (see `end_frame`): idle connections stay small.
+const RELEASE_MSG_BUF: usize = 4096;
+
 impl Connection {
     /// A server-side connection, for use after an upgrade completed
     /// elsewhere (for example by hyper); [`crate::ServerHandshake`] builds
@@ -1021,6 +1025,15 @@ impl Connection {
                 }
                 let kind = self.msg.take();
                 let payload = self.msg_buf.split().freeze();
+                if payload.len() >= RELEASE_MSG_BUF {
+                    // `split` leaves `msg_buf` sharing the message's
+                    // allocation, which keeps it alive after the
+                    // application dropped the message: a connection that
+                    // once received 1 MiB would hold 1 MiB while idle. Let
+                    // the message own it; the next large message allocates
+                    // anew (small ones keep reusing the buffer).
+                    self.msg_buf = BytesMut::new();
+                }
                 match kind {
                     Some(DataKind::Text) => {
                         if !self.msg_utf8.is_complete() {
