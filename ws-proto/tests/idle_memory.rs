@@ -40,6 +40,9 @@ fn a_delivered_message_does_not_stay_with_the_connection() {
             }
             // The application drops the message here.
         });
-        assert!(kept < 1024, "{len}-byte message: {kept} bytes stayed allocated");
+        assert!(
+            kept < 1024,
+            "{len}-byte message: {kept} bytes stayed allocated"
+        );
     }
 }
