@@ -54,7 +54,7 @@ use std::time::{Duration, Instant};
 /// let u = ClientUrl::parse("ws+unix:/tmp/app.sock:/echo").unwrap();
 /// assert_eq!((u.unix_socket(), u.resource()), (Some("/tmp/app.sock"), "/echo"));
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct ClientUrl {
     secure: bool,
     host: String,
@@ -356,6 +356,26 @@ impl ClientUrl {
             credentials: None,
             ..self.clone()
         })
+    }
+}
+
+impl fmt::Debug for ClientUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never print the password.
+        f.debug_struct("ClientUrl")
+            .field("secure", &self.secure)
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("unix_socket", &self.unix_socket)
+            .field("resource", &self.resource)
+            .field(
+                "user",
+                &self
+                    .credentials
+                    .as_deref()
+                    .map(|c| c.split(':').next().unwrap_or("")),
+            )
+            .finish()
     }
 }
 
@@ -785,7 +805,8 @@ fn set_basic_auth(headers: &mut HeaderMap, url: &ClientUrl) {
     if let Some(c) = &url.credentials {
         if !headers.contains_key(header::AUTHORIZATION) {
             let v = format!("Basic {}", BASE64.encode(c.as_bytes()));
-            if let Ok(v) = HeaderValue::from_str(&v) {
+            if let Ok(mut v) = HeaderValue::from_str(&v) {
+                v.set_sensitive(true);
                 headers.insert(header::AUTHORIZATION, v);
             }
         }
@@ -986,6 +1007,9 @@ mod tests {
         assert_eq!((x.host(), x.port()), ("2001:db8::1", 9001));
         let x = u("ws://us%40er:p%3Ass@h/");
         assert_eq!(x.credentials(), Some("us@er:p:ss"));
+        assert!(!format!("{x:?}").contains("p:ss"));
+        let plan = ClientPlan::from_url(x.clone(), ClientOptions::new()).unwrap();
+        assert!(!format!("{plan:?}").contains("dXNAZXI6cDpzcw"));
         assert_eq!(x.host(), "h");
         assert_eq!(x.to_string(), "ws://h/");
         assert_eq!(u("ws://[::1]:9001/a").to_string(), "ws://[::1]:9001/a");
