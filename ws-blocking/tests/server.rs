@@ -166,6 +166,7 @@ fn broadcast_to_all_and_all_but_the_sender() {
         c.send(Message::text("from c")).unwrap();
         // a's next message is c's: its own never came back.
         assert_eq!(next_text(&mut a), "from c");
+        assert_eq!(next_text(&mut b), "from c");
         assert_eq!(clients.broadcast(Message::binary(vec![9u8; 3000])), 3);
         for ws in [&mut a, &mut b, &mut c] {
             loop {

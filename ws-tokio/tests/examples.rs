@@ -2,9 +2,9 @@
 //! loopback port and driven by a client (`chat_page` is covered by
 //! `tests/chromium.rs`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
@@ -13,20 +13,52 @@ use ws_tokio::{http, Config, Error, Message, WebSocket};
 // Generous: it includes building the example when it is out of date.
 const LIMIT: Duration = Duration::from_secs(180);
 
-/// Builds the example (a no-op when it is up to date: `cargo test` does
-/// not rebuild examples for `--test examples` alone) and returns its path.
+/// The newest modification time of the files under `dir` (recursively).
+fn newest(dir: &Path) -> SystemTime {
+    let mut t = SystemTime::UNIX_EPOCH;
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            let m = if p.is_dir() {
+                newest(&p)
+            } else {
+                e.metadata().and_then(|m| m.modified()).unwrap_or(t)
+            };
+            t = t.max(m);
+        }
+    }
+    t
+}
+
+/// The example's binary, built first unless it is newer than its source
+/// and the crates it uses (`cargo test` builds the examples, but not for
+/// `--test examples` alone).
 fn example(name: &str) -> PathBuf {
     // target/<profile>/deps/examples-<hash> -> target/<profile>/examples/<name>
     let exe = std::env::current_exe().unwrap();
     let profile_dir = exe.parent().unwrap().parent().unwrap();
-    let mut cmd = std::process::Command::new(env!("CARGO"));
-    cmd.args(["build", "-q", "-p", "ws-tokio", "--example", name]);
-    if profile_dir.ends_with("release") {
-        cmd.arg("--release");
+    let path = profile_dir.join("examples").join(name);
+    let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let sources = [
+        crate_dir.join("src"),
+        crate_dir.join("examples"),
+        crate_dir.join("../ws-proto/src"),
+    ]
+    .iter()
+    .map(|d| newest(d))
+    .max()
+    .unwrap();
+    let built = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
+    if built.map_or(true, |b| b < sources) {
+        let mut cmd = std::process::Command::new(env!("CARGO"));
+        cmd.args(["build", "-q", "-p", "ws-tokio", "--example", name]);
+        if profile_dir.ends_with("release") {
+            cmd.arg("--release");
+        }
+        let status = cmd.status().unwrap();
+        assert!(status.success(), "building example {name}");
     }
-    let status = cmd.status().unwrap();
-    assert!(status.success(), "building example {name}");
-    profile_dir.join("examples").join(name)
+    path
 }
 
 /// Starts an example on port 0 and returns it with the address it printed.
