@@ -53,6 +53,20 @@
 //! [`Connection::send_message`] can send one uncompressed. [`DeflateConfig`]
 //! documents the settings and their memory cost.
 //!
+//! # Clients: URLs, proxies, redirects
+//!
+//! [`ClientPlan`] holds what a client's `connect` decides: the parsed
+//! [`ClientUrl`] (`ws`, `wss`, IPv6 literals, `ws+unix:` sockets), the
+//! request built from [`ClientOptions`] (origin, version, subprotocols,
+//! headers, limits, deflate offered by default), the proxy
+//! ([`ProxySetting`], [`proxy_from_env`] with an injected environment
+//! lookup) whose tunnel a [`ProxyHandshake`] opens (HTTP CONNECT or SOCKS5,
+//! bytes in and out like everything here), and after a failed attempt
+//! whether to follow a redirect ([`ClientPlan::handle_failure`], which also
+//! drops credentials on a cross-origin hop). [`Backoff`] and
+//! [`is_transient`] drive reconnect helpers. The adapters' `client`
+//! modules are loops over these.
+//!
 //! # Limits and defaults
 //!
 //! Everything a peer can make us spend is bounded, and every bound is a
