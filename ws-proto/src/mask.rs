@@ -24,8 +24,17 @@ pub fn apply_mask(data: &mut [u8], key: [u8; 4], offset: usize) {
     // Rotate the key so that index 0 of `data` uses key[offset % 4].
     let key = rotate(key, offset);
     if data.len() < BLOCK {
-        for (i, b) in data.iter_mut().enumerate() {
-            *b ^= key[i & 3];
+        // Short payloads (most control frames and small messages): four
+        // bytes at a time; the remainder starts at a multiple of 4, so it
+        // begins with key[0].
+        let k = u32::from_ne_bytes(key);
+        let mut words = data.chunks_exact_mut(4);
+        for w in &mut words {
+            let v = u32::from_ne_bytes([w[0], w[1], w[2], w[3]]) ^ k;
+            w.copy_from_slice(&v.to_ne_bytes());
+        }
+        for (b, k) in words.into_remainder().iter_mut().zip(key) {
+            *b ^= k;
         }
         return;
     }
