@@ -268,8 +268,10 @@ fn handshake_timeouts() {
         )));
         out.push(Obs::note("silent client"));
         let l = a.listen(config, accept_all());
-        let mut tcp = tcp_connect(l.addr());
+        // The server's clock starts when it accepts, which can come before
+        // `tcp_connect` returns here: start ours before connecting.
         let t0 = Instant::now();
+        let mut tcp = tcp_connect(l.addr());
         out.push(l.accept_obs().0);
         out.push(not_early(t0));
         out.push(Obs::note(format!(
