@@ -161,6 +161,14 @@ where
         self.inner.borrow().sock.set_read_timeout(timeout)
     }
 
+    fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.inner.borrow().sock.set_write_timeout(timeout)
+    }
+
+    fn write_timeout(&self) -> io::Result<Option<Duration>> {
+        self.inner.borrow().sock.write_timeout()
+    }
+
     fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         let mut inner = self.inner.borrow_mut();
         if how != Shutdown::Read {

@@ -256,6 +256,49 @@ fn heartbeat_drops_a_dead_client_over_tls() {
     drop(client);
 }
 
+/// Write timeouts reach the socket under the TLS session: the idle
+/// timeout ends a `send` blocked on a client that stopped reading.
+#[test]
+fn idle_timeout_ends_a_blocked_send_over_tls() {
+    let pki = Pki::new();
+    let id = pki.issue(&["localhost"]);
+    let cfg = ServerTls::new(vec![id.cert], id.key).build().unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let client_cfg = pki.client().build().unwrap();
+    let client = thread::spawn(move || {
+        tls::connect_with(
+            request(&format!("wss://localhost:{port}/")),
+            config(),
+            client_cfg,
+        )
+        .unwrap()
+        .0
+    });
+    let (tcp, _) = listener.accept().unwrap();
+    let idle = config().idle_timeout(Some(Duration::from_millis(500)));
+    let mut ws = tls::accept_with(tcp, cfg, idle, |_| Ok(ws_blocking::Accept::new())).unwrap();
+    // Connected, then never reads.
+    let _client = client.join().unwrap();
+    let start = std::time::Instant::now();
+    let chunk = Message::binary(vec![0x5a; 256 << 10]);
+    let err = (0..256)
+        .find_map(|_| ws.send(chunk.clone()).err())
+        .expect("64 MiB taken by a peer that reads nothing");
+    let took = start.elapsed();
+    match &err {
+        Error::Io(io) => assert_eq!(io.kind(), std::io::ErrorKind::TimedOut, "{err}"),
+        other => panic!("{other}"),
+    }
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    match ws.recv() {
+        Some(Err(Error::Closed(info))) => {
+            assert_eq!(info.ending, ws_proto::Ending::IdleTimeout, "{info}")
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
 #[test]
 fn silent_client_hits_the_tls_handshake_timeout() {
     let pki = Pki::new();
