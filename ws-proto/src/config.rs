@@ -43,6 +43,13 @@ use std::time::Duration;
 /// A dead peer reads nothing, so the idle timeout neither sends a close
 /// frame nor waits for one: like `ws`'s `terminate()`, what was queued is
 /// discarded and the transport is shut and dropped.
+///
+/// Timers fire when the driver runs them: in the adapters, while `recv`
+/// waits (and while an unsplit socket's `send` waits on a full socket).
+/// An application that stops calling `recv` for longer than `idle_timeout`
+/// risks having the peer counted as gone when it comes back, before the
+/// bytes that arrived meanwhile are read: keep `recv` running (a reader
+/// task), as the close handshake needs anyway.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Config {
