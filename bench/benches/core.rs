@@ -4,9 +4,9 @@
 //! validation, frame header decode/encode, receiving a frame, and a whole
 //! in-memory echo through a client/server `Connection` pair.
 //!
-//! Run with `cargo bench -p bench --bench core` (add `-- mask` to run one
-//! group). Not part of `cargo test --workspace`: the `bench` crate is not a
-//! default member.
+//! Run with `cargo bench -p bench --features micro --bench core` (add
+//! `-- mask` to run one group). Not built by `cargo test --workspace`: the
+//! target needs the `micro` feature, which brings criterion in.
 
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use std::time::Instant;
