@@ -1068,6 +1068,23 @@ where
 /// Like [`accept_with`], for a stream from which some bytes of the request
 /// were already read (`head`), e.g. by an HTTP router that peeked at it.
 pub async fn accept_prefixed<S, F>(
+    io: S,
+    head: &[u8],
+    config: Config,
+    timer: impl Timer,
+    decide: F,
+) -> Result<WebSocket<S>, Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    F: FnOnce(&http::Request<()>) -> Result<Accept, Reject>,
+{
+    // Boxed, the handshake's state (several KiB: the handshake object, its
+    // read buffer, the request) is freed after the upgrade; inline, it
+    // would stay part of every connection task that awaited it.
+    Box::pin(accept_handshake(io, head, config, timer, decide)).await
+}
+
+async fn accept_handshake<S, F>(
     mut io: S,
     head: &[u8],
     config: Config,
