@@ -340,17 +340,19 @@ impl ClientHandshake {
             }
             None => None,
         };
-        // RFC 6455 §4.1: a value that is not even text (which `tokens`
-        // skips) names no subprotocol we offered either.
-        let unreadable = headers
-            .get_all(header::SEC_WEBSOCKET_PROTOCOL)
-            .iter()
-            .any(|v| v.to_str().is_err());
-        let chosen = tokens(&headers, header::SEC_WEBSOCKET_PROTOCOL);
-        if unreadable
-            || chosen.len() > 1
-            || chosen.iter().any(|p| !self.offered_protocols.contains(p))
-        {
+        // RFC 6455 §4.1: the server names one subprotocol (a token, not a
+        // list) that we offered, or sends no such header. A header that is
+        // empty, not text, repeated or a list names no offered one either.
+        let mut chosen = headers.get_all(header::SEC_WEBSOCKET_PROTOCOL).iter();
+        let bad_protocol = match (chosen.next(), chosen.next()) {
+            (None, _) => false,
+            (Some(_), Some(_)) => true,
+            (Some(v), None) => match v.to_str() {
+                Ok(p) => !self.offered_protocols.iter().any(|o| o == p.trim()),
+                Err(_) => true,
+            },
+        };
+        if bad_protocol {
             return Err(HandshakeError::BadResponse(
                 "subprotocol that was not offered".into(),
             ));

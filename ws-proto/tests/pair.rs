@@ -949,6 +949,52 @@ fn client_refuses_a_protocol_it_did_not_offer() {
     }
 }
 
+/// The client's answer to a response whose `Sec-WebSocket-Protocol` lines
+/// are `lines`, after offering "a, b".
+fn client_given_protocol_lines(lines: &str) -> Result<bool, HandshakeError> {
+    let now = Instant::now();
+    let req = http::Request::get("ws://h/").header("Sec-WebSocket-Protocol", "a, b");
+    let mut hs =
+        ClientHandshake::new(now, req.body(()).unwrap(), Config::default(), seed(1)).unwrap();
+    let mut out = Vec::new();
+    let _ = hs.poll_transmit(&mut out);
+    let text = String::from_utf8(out).unwrap();
+    let key = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
+        .unwrap();
+    let resp = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Accept: {}\r\n{lines}\r\n",
+        ws_proto::accept_key(key.as_bytes())
+    );
+    hs.handle_input(resp.as_bytes())
+}
+
+#[test]
+fn client_accepts_only_one_offered_protocol_token() {
+    // Found by fuzzing (handshake_response): an empty value was taken for
+    // "no subprotocol" while the response still named one.
+    for bad in [
+        "Sec-WebSocket-Protocol: \r\n",
+        "Sec-WebSocket-Protocol: a, b\r\n",
+        "Sec-WebSocket-Protocol: a,\r\n",
+        "Sec-WebSocket-Protocol: a\r\nSec-WebSocket-Protocol: a\r\n",
+        "Sec-WebSocket-Protocol: c\r\n",
+    ] {
+        assert!(
+            matches!(
+                client_given_protocol_lines(bad),
+                Err(HandshakeError::BadResponse(_))
+            ),
+            "{bad:?}"
+        );
+    }
+    for good in ["", "Sec-WebSocket-Protocol: b\r\n", "Sec-WebSocket-Protocol:  a \r\n"] {
+        assert_eq!(client_given_protocol_lines(good), Ok(true), "{good:?}");
+    }
+}
+
 #[test]
 fn extra_response_headers_are_sent() {
     let now = Instant::now();
