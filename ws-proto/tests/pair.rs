@@ -990,7 +990,11 @@ fn client_accepts_only_one_offered_protocol_token() {
             "{bad:?}"
         );
     }
-    for good in ["", "Sec-WebSocket-Protocol: b\r\n", "Sec-WebSocket-Protocol:  a \r\n"] {
+    for good in [
+        "",
+        "Sec-WebSocket-Protocol: b\r\n",
+        "Sec-WebSocket-Protocol:  a \r\n",
+    ] {
         assert_eq!(client_given_protocol_lines(good), Ok(true), "{good:?}");
     }
 }
