@@ -344,3 +344,9 @@ pub fn connected_obs(c: Connected) -> (Obs, Option<Socket>) {
         Err(e) => (Obs::Connected(Err(e)), None),
     }
 }
+
+/// The README's code blocks, compiled (and, unless marked `no_run`, run)
+/// as doc tests, so that the usage it shows stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
