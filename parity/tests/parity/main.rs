@@ -5,6 +5,7 @@
 //! Each `#[test]` is one scenario; `check`/`check_roles` run it on the four
 //! adapters in parallel and report every adapter's outcome on failure.
 
+mod advisories;
 mod backpressure;
 mod closing;
 mod compression;
