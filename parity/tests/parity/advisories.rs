@@ -267,16 +267,17 @@ fn rustsec_2022_0035_declared_length_2_pow_62() {
 }
 
 /// ws-rs RUSTSEC-2020-0043 (unbounded outgoing queue), pings: a peer sends
-/// 20 000 pings of 124 bytes (2.5 MiB of pongs to answer) and reads
-/// nothing until it is done. Every ping is delivered, and what waits to
-/// be written stays under 192 KiB (the core coalesces pongs beyond
-/// 64 KiB).
+/// 60 000 pings of 124 bytes (7.5 MiB of pongs to answer, more than the
+/// loopback socket buffers take) and reads nothing until it is done.
+/// Every ping is delivered, and what waits to be written stays under
+/// 192 KiB (the core coalesces pongs beyond 64 KiB; measured: up to about
+/// 104 KiB on the async adapters, 0 after each `recv` on blocking).
 #[test]
 fn rustsec_2020_0043_ping_flood() {
-    const N: u32 = 20_000;
+    const N: u32 = 60_000;
     let expected = |_role| {
         vec![
-            Obs::note("20000 pings received"),
+            Obs::note("60000 pings received"),
             Obs::note("buffered_amount stayed under 192 KiB"),
             Obs::note("ping flood: within budget"),
             Obs::Recv(Err(Error::Closed(Box::new(info(
