@@ -161,6 +161,28 @@ impl Transport for ClientStream {
             }
         }
     }
+    fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        match self {
+            ClientStream::Tcp(s) => Transport::set_write_timeout(s, timeout),
+            #[cfg(unix)]
+            ClientStream::Unix(s) => Transport::set_write_timeout(s, timeout),
+            #[cfg(feature = "rustls")]
+            ClientStream::Tls(m) => {
+                Transport::set_write_timeout(&*m.lock().unwrap_or_else(|e| e.into_inner()), timeout)
+            }
+        }
+    }
+    fn write_timeout(&self) -> io::Result<Option<Duration>> {
+        match self {
+            ClientStream::Tcp(s) => Transport::write_timeout(s),
+            #[cfg(unix)]
+            ClientStream::Unix(s) => Transport::write_timeout(s),
+            #[cfg(feature = "rustls")]
+            ClientStream::Tls(m) => {
+                Transport::write_timeout(&*m.lock().unwrap_or_else(|e| e.into_inner()))
+            }
+        }
+    }
     fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         match self {
             ClientStream::Tcp(s) => Transport::shutdown(s, how),
