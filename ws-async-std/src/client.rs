@@ -231,7 +231,7 @@ impl Connector {
         // a proxy's tunnel, a Unix socket), the URL's host as SNI.
         let config = match &self.tls {
             Some(c) => c.clone(),
-            None => crate::tls::ClientTls::new().build()?,
+            None => crate::tls::webpki_client_config()?,
         };
         let name = crate::tls::server_name(url.host())?;
         let tls = crate::tls::TlsConnector::from(config)
