@@ -350,3 +350,9 @@ pub fn connected_obs(c: Connected) -> (Obs, Option<Socket>) {
 #[cfg(doctest)]
 #[doc = include_str!("../../README.md")]
 pub struct ReadmeDoctests;
+
+/// The code blocks of `docs/from-node-ws.md`, compiled as doc tests, so
+/// that the names the guide gives stay real.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/from-node-ws.md")]
+pub struct NodeGuideDoctests;
