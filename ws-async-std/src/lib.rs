@@ -36,6 +36,56 @@
 //! The functions at the crate root ([`accept`], [`client_handshake`], ...)
 //! take the timer as an argument; the runtime modules pass their own.
 //!
+//! # Modules
+//!
+//! - [`server`]: a server like `ws`'s `WebSocketServer` (the same API as
+//!   `ws_tokio::server`): [`Server`](server::Server) (feature `smol`) with
+//!   a [`ServerPolicy`](server::ServerPolicy), the request of each client
+//!   ([`RequestInfo`](server::RequestInfo)), the connected clients with
+//!   broadcast ([`Clients`](server::Clients)), and upgrades of sockets
+//!   that your own code accepted ([`Upgrader`](server::Upgrader)).
+//! - [`client`] (feature `smol`): clients with `ws`'s options
+//!   ([`ClientOptions`](client::ClientOptions): origin, headers,
+//!   subprotocols, redirects, proxies, `ws+unix:` URLs) and a reconnect
+//!   helper.
+//! - `tls` (feature `rustls`): `wss://` clients and servers with rustls,
+//!   with functions per runtime in `tls::smol` and `tls::async_std`.
+//!
+//! Both run on smol and on async-std:
+//!
+//! ```no_run
+//! # #[cfg(feature = "smol")]
+//! # fn main() -> Result<(), ws_async_std::Error> {
+//! use ws_async_std::client::{connect_with_options, ClientOptions};
+//! use ws_async_std::server::{Server, ServerPolicy};
+//! smol::block_on(async {
+//!     // Echo server on /echo; other paths get 404.
+//!     let server = Server::bind("127.0.0.1:8080", ServerPolicy::new().path("/echo")).await?;
+//!     smol::spawn(async move {
+//!         while let Ok((mut ws, _info)) = server.accept().await {
+//!             smol::spawn(async move {
+//!                 while let Some(Ok(msg)) = ws.recv().await {
+//!                     if msg.is_data() && ws.send(msg).await.is_err() {
+//!                         break;
+//!                     }
+//!                 }
+//!             })
+//!             .detach();
+//!         }
+//!     })
+//!     .detach();
+//!     // A client with options (`wss://` URLs too, with the feature `rustls`).
+//!     let options = ClientOptions::new().origin("https://example.com");
+//!     let (mut ws, _response) =
+//!         connect_with_options("ws://127.0.0.1:8080/echo", options).await?;
+//!     ws.send(ws_async_std::Message::text("hello")).await?;
+//!     Ok(())
+//! })
+//! # }
+//! # #[cfg(not(feature = "smol"))]
+//! # fn main() {}
+//! ```
+//!
 //! # Cancel safety
 //!
 //! - [`WebSocket::recv`] is cancel safe: bytes read from the socket are

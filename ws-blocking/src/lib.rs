@@ -15,6 +15,51 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # Modules
+//!
+//! - [`server`]: a server like `ws`'s `WebSocketServer`:
+//!   [`Server`](server::Server) with a
+//!   [`ServerPolicy`](server::ServerPolicy), the request of each client
+//!   ([`RequestInfo`](server::RequestInfo)), the connected clients with
+//!   broadcast ([`Clients`](server::Clients)), and upgrades of sockets
+//!   that your own code accepted ([`Upgrader`](server::Upgrader)).
+//!   Each connection comes as the two halves of [`WebSocket::split`], so
+//!   other threads can send to it while its own thread waits in `recv`.
+//! - [`client`]: clients with `ws`'s options
+//!   ([`ClientOptions`](client::ClientOptions): origin, headers,
+//!   subprotocols, redirects, proxies, `ws+unix:` URLs) and a reconnect
+//!   helper.
+//! - `tls` (feature `rustls`): `wss://` clients and servers with rustls.
+//!
+//! ```no_run
+//! # fn demo() -> Result<(), ws_blocking::Error> {
+//! use ws_blocking::server::{Server, ServerPolicy};
+//! // Echo server on /echo, one thread per client; other paths get 404.
+//! let server = Server::bind("127.0.0.1:8080", ServerPolicy::new().path("/echo"))?;
+//! loop {
+//!     let (reader, writer, _info) = server.accept()?;
+//!     std::thread::spawn(move || {
+//!         let mut ws = reader.unsplit(writer);
+//!         while let Some(Ok(msg)) = ws.recv() {
+//!             if msg.is_data() && ws.send(msg).is_err() {
+//!                 break;
+//!             }
+//!         }
+//!     });
+//! }
+//! # }
+//! ```
+//!
+//! ```no_run
+//! # fn demo() -> Result<(), ws_blocking::Error> {
+//! use ws_blocking::client::{connect_with_options, ClientOptions};
+//! let options = ClientOptions::new().origin("https://example.com").follow_redirects(true);
+//! // `wss://` URLs too, with the feature `rustls`.
+//! let (mut ws, _response) = connect_with_options("ws://127.0.0.1:8080/echo", options)?;
+//! ws.send(ws_blocking::Message::text("hello"))?;
+//! # Ok(()) }
+//! ```
+//!
 //! # Timers
 //!
 //! The core's timers (the close timeout, and the handshake timeout while

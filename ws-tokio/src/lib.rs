@@ -15,6 +15,49 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # Modules
+//!
+//! - [`server`]: a server like `ws`'s `WebSocketServer`: a listener with a
+//!   [`ServerPolicy`](server::ServerPolicy) (path, origins, verification,
+//!   subprotocols, limits, compression), the request of each client
+//!   ([`RequestInfo`](server::RequestInfo)), the set of connected clients
+//!   with broadcast ([`Clients`](server::Clients)), upgrades of sockets
+//!   that your own code accepted ([`Upgrader`](server::Upgrader)) and,
+//!   with the feature `hyper`, of hyper 1.x or axum requests.
+//! - [`client`]: clients with `ws`'s options
+//!   ([`ClientOptions`](client::ClientOptions): origin, headers,
+//!   subprotocols, redirects, proxies, `ws+unix:` URLs) and a reconnect
+//!   helper ([`Reconnect`](client::Reconnect)).
+//! - `tls` (feature `rustls`): `wss://` clients and servers with rustls.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), ws_tokio::Error> {
+//! use ws_tokio::server::{Server, ServerPolicy};
+//! // Echo server on /echo; other paths get 404.
+//! let server = Server::bind("127.0.0.1:8080", ServerPolicy::new().path("/echo")).await?;
+//! loop {
+//!     let (mut ws, _info) = server.accept().await?;
+//!     tokio::spawn(async move {
+//!         while let Some(Ok(msg)) = ws.recv().await {
+//!             if msg.is_data() && ws.send(msg).await.is_err() {
+//!                 break;
+//!             }
+//!         }
+//!     });
+//! }
+//! # }
+//! ```
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), ws_tokio::Error> {
+//! use ws_tokio::client::{connect_with_options, ClientOptions};
+//! let options = ClientOptions::new().origin("https://example.com").follow_redirects(true);
+//! // `wss://` URLs too, with the feature `rustls`.
+//! let (mut ws, _response) = connect_with_options("ws://127.0.0.1:8080/echo", options).await?;
+//! ws.send(ws_tokio::Message::text("hello")).await?;
+//! # Ok(()) }
+//! ```
+//!
 //! # Cancel safety
 //!
 //! - [`WebSocket::recv`] is cancel safe: bytes read from the socket are
