@@ -21,7 +21,7 @@ secs=${1:-60}
 if [ $# -gt 0 ]; then
     targets=("$@")
 else
-    targets=(frame_decoder handshake_request handshake_response deflate pair_ops)
+    targets=(frame_decoder handshake_request handshake_response deflate pair_ops client_proxy)
 fi
 work=${WS_FUZZ_WORK:-$here/target/work-corpus}
 

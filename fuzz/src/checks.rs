@@ -25,9 +25,9 @@
 use std::time::{Duration, Instant};
 use ws_proto::http::{self, HeaderMap};
 use ws_proto::{
-    accept_key, ClientHandshake, CloseCode, CloseInfo, Config, Connection, DataKind, DeflateConfig,
-    DeflateParams, Ending, Event, FrameHeader, HandshakeError, OpCode, ProtocolError, Role,
-    ServerHandshake, State, Transmit, UsageError,
+    accept_key, ClientHandshake, ClientUrl, CloseCode, CloseInfo, Config, Connection, DataKind,
+    DeflateConfig, DeflateParams, Ending, Event, FrameHeader, HandshakeError, OpCode,
+    ProtocolError, Proxy, ProxyHandshake, Role, ServerHandshake, State, Transmit, UsageError,
 };
 
 /// A meter of live heap bytes (see `ws_fuzz::live`); `None` skips the
@@ -1761,5 +1761,140 @@ pub fn pair_ops(data: &[u8], _live: Live) {
             );
             assert!(!(mine.remote_initiated && theirs.remote_initiated));
         }
+    }
+}
+
+// ------------------------------------------------------------ client_proxy --
+
+/// How a proxy tunnel handshake ended, comparable across input splits.
+#[derive(Debug, PartialEq, Eq)]
+enum ProxyOutcome {
+    /// More of the proxy's answer is needed.
+    Pending,
+    /// The proxy refused or answered something else.
+    Failed(HandshakeError),
+    /// The tunnel is open; `leftover` came after the proxy's answer.
+    Open { leftover: Vec<u8> },
+}
+
+/// Runs the tunnel handshake over `pieces` of the proxy's answer; returns
+/// what we sent and how it ended.
+fn proxy_run(hs: &mut ProxyHandshake, pieces: &[&[u8]]) -> (Vec<u8>, ProxyOutcome) {
+    let mut sent = Vec::new();
+    while hs.poll_transmit(&mut sent).is_some() {}
+    let mut open = false;
+    for p in pieces {
+        match hs.handle_input(p) {
+            Err(e) => {
+                // What was queued before the failure counts as sent: a
+                // split answer would have let it out in between.
+                while hs.poll_transmit(&mut sent).is_some() {}
+                return (sent, ProxyOutcome::Failed(e));
+            }
+            Ok(done) => {
+                assert_eq!(done, hs.is_done());
+                open = done;
+            }
+        }
+        while hs.poll_transmit(&mut sent).is_some() {}
+    }
+    if open {
+        let hs = std::mem::replace(hs, Proxy::http("x", 1).handshake("y", 2).unwrap());
+        (
+            sent,
+            ProxyOutcome::Open {
+                leftover: hs.into_leftover(),
+            },
+        )
+    } else {
+        (sent, ProxyOutcome::Pending)
+    }
+}
+
+/// Client URLs, `Location` resolution, proxy URLs and the proxy tunnel
+/// handshake (HTTP CONNECT and SOCKS5) against arbitrary input.
+///
+/// Input: `flags` (bit 0 SOCKS5 rather than CONNECT when the proxy URL
+/// does not parse, bit 1 with credentials, bits 2-3 the fallback target
+/// host), `split mode`, `split seed`, a length-prefixed URL, a
+/// length-prefixed `Location`, a length-prefixed proxy URL, then the
+/// proxy's answer.
+///
+/// Checks: nothing panics; a parsed URL has a resource starting with `/`
+/// and a usable host; the tunnel's outcome, the bytes we sent and the
+/// bytes left over do not depend on how the answer was split; what is left
+/// over is a suffix of the answer; a pending handshake never holds more
+/// than the 16 KiB answer limit (plus one read).
+pub fn client_proxy(data: &[u8], _live: Live) {
+    let mut r = Reader::new(data);
+    let flags = r.u8();
+    let mode = r.u8();
+    let seed = r.u8();
+    let n = usize::from(r.u8());
+    let url = String::from_utf8_lossy(r.bytes(n)).into_owned();
+    let n = usize::from(r.u8());
+    let location = String::from_utf8_lossy(r.bytes(n)).into_owned();
+    let n = usize::from(r.u8());
+    let proxy_url = String::from_utf8_lossy(r.bytes(n)).into_owned();
+    let answer = r.rest();
+
+    let parsed = ClientUrl::parse(&url).ok();
+    if let Some(u) = &parsed {
+        assert!(u.resource().starts_with('/'), "{u:?}");
+        let _ = (u.is_secure(), u.port(), u.unix_socket(), u.credentials());
+        let _ = (u.host_header(), u.authority());
+        assert!(u.same_host(u));
+        if let Ok(next) = u.join(&location) {
+            assert!(next.resource().starts_with('/'), "{next:?}");
+            let _ = (next.host_header(), next.authority(), u.same_host(&next));
+        }
+    }
+    let (host, port) = match &parsed {
+        Some(u) if u.unix_socket().is_none() => (u.host().to_string(), u.port()),
+        _ => {
+            let host = ["example.com", "127.0.0.1", "::1", "[::1]"][usize::from(flags >> 2) & 3];
+            (host.to_string(), 443)
+        }
+    };
+    let proxy = match Proxy::parse(&proxy_url) {
+        Ok(p) => p,
+        Err(_) => {
+            let p = if flags & 1 != 0 {
+                Proxy::socks5("proxy", 1080)
+            } else {
+                Proxy::http("proxy", 8080)
+            };
+            if flags & 2 != 0 {
+                p.with_credentials("user", "pass")
+            } else {
+                p
+            }
+        }
+    };
+    let _ = (proxy.protocol(), proxy.host(), proxy.port(), proxy.user());
+    let Ok(mut whole_hs) = proxy.handshake(&host, port) else {
+        return;
+    };
+    let mut split_hs = proxy
+        .handshake(&host, port)
+        .expect("the same handshake twice");
+    let whole = proxy_run(&mut whole_hs, &[answer]);
+    let pieces = split(answer, mode, seed);
+    let parts = proxy_run(&mut split_hs, &pieces);
+    if debug() {
+        eprintln!("client_proxy: {whole:?}");
+    }
+    assert_eq!(whole, parts, "splitting the answer changed the outcome");
+    match &whole.1 {
+        ProxyOutcome::Open { leftover } => assert!(answer.ends_with(leftover)),
+        ProxyOutcome::Pending => {
+            let largest = pieces.iter().map(|p| p.len()).max().unwrap_or(0);
+            assert!(
+                answer.len() <= (16 << 10) + largest + 1024,
+                "{} bytes of answer still pending",
+                answer.len()
+            );
+        }
+        ProxyOutcome::Failed(_) => {}
     }
 }

@@ -576,5 +576,67 @@ pub fn all() -> Vec<Seed> {
     v.extend(handshake_response());
     v.extend(deflate());
     v.extend(pair_ops());
+    v.extend(client_proxy());
     v
+}
+
+/// Seeds of `client_proxy`: URL, `Location`, proxy URL and the proxy's
+/// answer (see `checks::client_proxy`).
+fn client_proxy() -> Vec<Seed> {
+    let one = |name: &str, flags: u8, url: &str, loc: &str, proxy: &str, answer: &[u8]| {
+        let mut v = vec![flags, 3, 1];
+        for part in [url, loc, proxy] {
+            v.push(part.len() as u8);
+            v.extend_from_slice(part.as_bytes());
+        }
+        v.extend_from_slice(answer);
+        ("client_proxy", name.to_string(), v)
+    };
+    vec![
+        one(
+            "connect-200",
+            0,
+            "ws://example.com:9001/chat?x=1",
+            "/other",
+            "http://u:p@127.0.0.1:3128",
+            b"HTTP/1.1 200 Connection established\r\nProxy-Agent: x\r\n\r\n\x81\x02hi",
+        ),
+        one(
+            "connect-407",
+            0,
+            "wss://[::1]/",
+            "https://elsewhere.example/x",
+            "127.0.0.1:8080",
+            b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n",
+        ),
+        one(
+            "socks5-domain",
+            1,
+            "ws://example.com/",
+            "//host:81/a",
+            "socks5h://proxy:1080",
+            &[
+                5, 0, 5, 0, 0, 3, 11, b'e', b'x', b'a', b'm', b'p', b'l', b'e', b'.', b'c', b'o',
+                0, 80, 0x81,
+            ],
+        ),
+        one(
+            "socks5-auth-ipv6",
+            2,
+            "ws+unix:/tmp/s.sock:/path",
+            "ws+unix:/tmp/t.sock",
+            "socks5://user:pass@[::1]:1080",
+            &[
+                5, 2, 1, 0, 5, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 187,
+            ],
+        ),
+        one(
+            "socks5-refused",
+            1,
+            "http://127.0.0.1:80/",
+            "",
+            "socks5://127.0.0.1",
+            &[5, 0, 5, 5, 0, 1, 0, 0, 0, 0, 0, 0],
+        ),
+    ]
 }

@@ -31,12 +31,13 @@ static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 type Check = fn(&[u8], checks::Live);
 
-const TARGETS: [(&str, Check); 5] = [
+const TARGETS: [(&str, Check); 6] = [
     ("frame_decoder", checks::frame_decoder),
     ("handshake_request", checks::handshake_request),
     ("handshake_response", checks::handshake_response),
     ("deflate", checks::deflate),
     ("pair_ops", checks::pair_ops),
+    ("client_proxy", checks::client_proxy),
 ];
 
 fn corpus_dir() -> PathBuf {
@@ -125,6 +126,11 @@ fn corpus_deflate() {
 #[test]
 fn corpus_pair_ops() {
     replay_target("pair_ops");
+}
+
+#[test]
+fn corpus_client_proxy() {
+    replay_target("client_proxy");
 }
 
 /// Writes the hand-made seeds into the corpus when asked to.
