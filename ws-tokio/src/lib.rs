@@ -154,6 +154,10 @@ struct Inner<S> {
     shutdown: bool,
     write_wakers: Arc<WriteWakers>,
     write_waker: Waker,
+    /// The tasks waiting on the timer: split halves both run it, and the
+    /// sleep keeps only one waker.
+    timer_wakers: Arc<WriteWakers>,
+    timer_waker: Waker,
     sleep: Option<Pin<Box<Sleep>>>,
     io_error: Option<Error>,
     close_info: Option<CloseInfo>,
@@ -165,12 +169,15 @@ struct Inner<S> {
 impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
     fn new(io: S, conn: Connection) -> Self {
         let write_wakers = Arc::new(WriteWakers::default());
+        let timer_wakers = Arc::new(WriteWakers::default());
         Inner {
             io,
             conn,
             shutdown: false,
             write_waker: Waker::from(write_wakers.clone()),
             write_wakers,
+            timer_waker: Waker::from(timer_wakers.clone()),
+            timer_wakers,
             sleep: None,
             io_error: None,
             close_info: None,
@@ -244,8 +251,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
     }
 
     /// Arms the sleep for the core's next deadline and fires
-    /// `handle_timeout` when it passed; `true` if it fired.
-    fn poll_timer(&mut self, cx: &mut Context<'_>) -> bool {
+    /// `handle_timeout` when it passed; `true` if it fired. The sleep wakes
+    /// the tasks of both halves (`side` is the one polling).
+    fn poll_timer(&mut self, cx: &mut Context<'_>, side: Side) -> bool {
         let Some(deadline) = self.conn.poll_timeout() else {
             return false;
         };
@@ -255,8 +263,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
             Some(s) => s.as_mut().reset(deadline),
             None => self.sleep = Some(Box::pin(tokio::time::sleep_until(deadline))),
         }
+        {
+            let mut slots = self
+                .timer_wakers
+                .slots
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            let slot = &mut slots[side as usize];
+            if !slot.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                *slot = Some(cx.waker().clone());
+            }
+        }
+        let mut tcx = Context::from_waker(&self.timer_waker);
         let fired = match &mut self.sleep {
-            Some(s) => s.as_mut().poll(cx).is_ready(),
+            Some(s) => s.as_mut().poll(&mut tcx).is_ready(),
             None => false,
         };
         if fired {
@@ -265,7 +285,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
         fired
     }
 
-    /// [`poll_flush`](Self::poll_flush) for an unsplit `WebSocket`: while a
+    /// [`poll_flush`](Self::poll_flush) for `send`/`flush` (of a
+    /// `WebSocket` or its writing half): while a
     /// peer that does not read keeps the write waiting, the core's timers
     /// still run (the heartbeat's idle timeout, the close timeout); when
     /// one ends the connection, what was queued is dropped and the wait
@@ -276,7 +297,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
                 Poll::Pending => {}
                 ready => return ready,
             }
-            if !self.poll_timer(cx) {
+            if !self.poll_timer(cx, Side::Write) {
                 return Poll::Pending;
             }
             if self.conn.is_closed() {
@@ -344,7 +365,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
                 // Messages for this client waited for room; the flush made some.
                 continue;
             }
-            if self.poll_timer(cx) {
+            if self.poll_timer(cx, Side::Read) {
                 continue;
             }
             if paused {
@@ -674,9 +695,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketWriter<S> {
         Ok(())
     }
 
-    /// Writes everything queued.
+    /// Writes everything queued. While the write waits, the core's timers
+    /// run here too (whether or not the reading half is polled), so a peer
+    /// that stopped reading ends it with an error once they end the
+    /// connection, as for [`WebSocket::flush`].
     pub async fn flush(&mut self) -> Result<(), Error> {
-        poll_fn(|cx| lock(&self.shared).poll_flush(cx, Side::Write)).await
+        poll_fn(|cx| lock(&self.shared).poll_flush_timed(cx)).await
     }
 
     /// Sends a ping.
