@@ -322,6 +322,12 @@ struct Inner<S> {
     shutdown_write: Option<fn(&mut S) -> io::Result<()>>,
     write_wakers: Arc<WriteWakers>,
     write_waker: Waker,
+    /// The tasks waiting on the timer: split halves both run it, and the
+    /// sleep keeps only one waker.
+    timer_wakers: Arc<WriteWakers>,
+    timer_waker: Waker,
+    /// A timer ended the connection: what is unwritten will never be taken.
+    timer_closed: bool,
     timer: Arc<dyn Timer>,
     sleep: Option<Pin<Box<dyn Sleep>>>,
     io_error: Option<Error>,
@@ -334,6 +340,7 @@ struct Inner<S> {
 impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
     fn new(io: S, conn: Connection, timer: Arc<dyn Timer>) -> Self {
         let write_wakers = Arc::new(WriteWakers::default());
+        let timer_wakers = Arc::new(WriteWakers::default());
         Inner {
             io,
             conn,
@@ -343,6 +350,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
             shutdown_write: None,
             write_waker: Waker::from(write_wakers.clone()),
             write_wakers,
+            timer_waker: Waker::from(timer_wakers.clone()),
+            timer_wakers,
+            timer_closed: false,
             timer,
             sleep: None,
             io_error: None,
@@ -421,8 +431,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
     }
 
     /// Arms the sleep for the core's next deadline and fires
-    /// `handle_timeout` when it passed; `true` if it fired.
-    fn poll_timer(&mut self, cx: &mut Context<'_>) -> bool {
+    /// `handle_timeout` when it passed; `true` if it fired. The sleep wakes
+    /// the tasks of both halves (`side` is the one polling).
+    fn poll_timer(&mut self, cx: &mut Context<'_>, side: Side) -> bool {
         let Some(deadline) = self.conn.poll_timeout() else {
             return false;
         };
@@ -431,18 +442,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
             Some(s) => s.as_mut().reset(deadline),
             None => self.sleep = Some(self.timer.sleep_until(deadline)),
         }
+        self.timer_wakers.register(side, cx.waker());
+        let mut tcx = Context::from_waker(&self.timer_waker);
         let fired = match &mut self.sleep {
-            Some(s) => s.as_mut().poll_elapsed(cx).is_ready(),
+            Some(s) => s.as_mut().poll_elapsed(&mut tcx).is_ready(),
             None => false,
         };
         if fired {
             let now = self.now();
             self.conn.handle_timeout(now);
+            if self.conn.is_closed() {
+                self.timer_closed = true;
+            }
         }
         fired
     }
 
-    /// [`poll_flush`](Self::poll_flush) for an unsplit `WebSocket`: while a
+    /// [`poll_flush`](Self::poll_flush) for `send`/`flush` (of a
+    /// `WebSocket` or its writing half): while a
     /// peer that does not read keeps the write waiting, the core's timers
     /// still run (the heartbeat's idle timeout, the close timeout); when
     /// one ends the connection, what was queued is dropped and the wait
@@ -453,10 +470,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
                 Poll::Pending => {}
                 ready => return ready,
             }
-            if !self.poll_timer(cx) {
+            // A timer of either half may have ended the connection (then
+            // the reading half's timer woke this task too).
+            if !self.timer_closed && !self.poll_timer(cx, Side::Write) {
                 return Poll::Pending;
             }
-            if self.conn.is_closed() {
+            if self.timer_closed {
                 // The shutdown the core asks for, best effort, without
                 // what the peer did not take.
                 self.drop_unwritten();
@@ -530,7 +549,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
                 // Messages for this client waited for room; the flush made some.
                 continue;
             }
-            if self.poll_timer(cx) {
+            if self.poll_timer(cx, Side::Read) {
                 continue;
             }
             if paused {
@@ -905,9 +924,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketWriter<S> {
     }
 
     /// Writes everything queued. Cancel safe: what was not written stays
-    /// queued.
+    /// queued. While the write waits, the core's timers run here too
+    /// (whether or not the reading half is polled), so a peer that stopped
+    /// reading ends it with an error once they end the connection, as for
+    /// [`WebSocket::flush`].
     pub async fn flush(&mut self) -> Result<(), Error> {
-        poll_fn(|cx| lock(&self.shared).poll_flush(cx, Side::Write)).await
+        poll_fn(|cx| lock(&self.shared).poll_flush_timed(cx)).await
     }
 
     /// Sends a ping. Cancel safe after the first poll, like `send`.

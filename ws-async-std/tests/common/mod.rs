@@ -189,7 +189,9 @@ pub struct Clock(Arc<Mutex<ClockState>>);
 
 struct ClockState {
     now: Instant,
-    waiting: Vec<(Instant, Waker)>,
+    /// The pending sleeps: deadline, sleep id, waker.
+    waiting: Vec<(Instant, u64, Waker)>,
+    next_id: u64,
 }
 
 impl Default for Clock {
@@ -197,6 +199,7 @@ impl Default for Clock {
         Clock(Arc::new(Mutex::new(ClockState {
             now: Instant::now(),
             waiting: Vec::new(),
+            next_id: 0,
         })))
     }
 }
@@ -210,11 +213,11 @@ impl Clock {
             let now = s.now;
             let (due, rest) = std::mem::take(&mut s.waiting)
                 .into_iter()
-                .partition::<Vec<_>, _>(|(at, _)| *at <= now);
+                .partition::<Vec<_>, _>(|(at, _, _)| *at <= now);
             s.waiting = rest;
             due
         };
-        for (_, w) in woken {
+        for (_, _, w) in woken {
             w.wake();
         }
     }
@@ -227,9 +230,15 @@ impl Clock {
 
 impl Timer for Clock {
     fn sleep_until(&self, deadline: Instant) -> Pin<Box<dyn Sleep>> {
+        let id = {
+            let mut s = self.0.lock().unwrap();
+            s.next_id += 1;
+            s.next_id
+        };
         Box::pin(VirtualSleep {
             clock: self.clone(),
             deadline,
+            id,
         })
     }
     fn now(&self) -> Instant {
@@ -240,6 +249,17 @@ impl Timer for Clock {
 struct VirtualSleep {
     clock: Clock,
     deadline: Instant,
+    id: u64,
+}
+
+impl Drop for VirtualSleep {
+    fn drop(&mut self) {
+        // A dropped sleep no longer waits.
+        let id = self.id;
+        if let Ok(mut s) = self.clock.0.lock() {
+            s.waiting.retain(|(_, i, _)| *i != id);
+        }
+    }
 }
 
 impl Sleep for VirtualSleep {
@@ -254,8 +274,9 @@ impl Sleep for VirtualSleep {
         if s.now >= self.deadline {
             return Poll::Ready(());
         }
-        s.waiting.retain(|(_, w)| !w.will_wake(cx.waker()));
-        s.waiting.push((self.deadline, cx.waker().clone()));
+        let id = self.id;
+        s.waiting.retain(|(_, i, _)| *i != id);
+        s.waiting.push((self.deadline, id, cx.waker().clone()));
         Poll::Pending
     }
 }
