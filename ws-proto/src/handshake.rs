@@ -420,6 +420,8 @@ pub struct ServerHandshake {
     deflate: Option<(String, DeflateParams)>,
     out: Vec<u8>,
     done: bool,
+    /// `try_accept` succeeded: the request went to the connection.
+    accepted: bool,
     deadline: Option<Instant>,
 }
 
@@ -437,6 +439,7 @@ impl ServerHandshake {
             deflate: None,
             out: Vec::new(),
             done: false,
+            accepted: false,
         }
     }
 
@@ -447,7 +450,7 @@ impl ServerHandshake {
         &mut self,
         data: &[u8],
     ) -> Result<Option<http::Request<()>>, HandshakeError> {
-        if self.done {
+        if self.done || self.accepted {
             return Err(HandshakeError::Malformed(
                 "input after the handshake ended".into(),
             ));
@@ -620,7 +623,24 @@ impl ServerHandshake {
     /// `Sec-WebSocket-Extensions` header and a `Sec-WebSocket-Extensions`
     /// in `headers` is dropped.
     pub fn accept(
-        self,
+        mut self,
+        now: Instant,
+        protocol: Option<&str>,
+        headers: &HeaderMap,
+    ) -> Result<Connection, UsageError> {
+        self.try_accept(now, protocol, headers)
+    }
+
+    /// [`accept`](Self::accept) through `&mut self`: on a usage error
+    /// ([`UsageError::HandshakeIncomplete`],
+    /// [`UsageError::ProtocolNotOffered`]) nothing is queued and the
+    /// handshake is left as it was, so the caller can still
+    /// [`reject`](Self::reject) the request or accept it differently. On
+    /// success the handshake is spent: its request bytes went to the
+    /// connection, and a second `try_accept` fails with
+    /// `HandshakeIncomplete`.
+    pub fn try_accept(
+        &mut self,
         now: Instant,
         protocol: Option<&str>,
         headers: &HeaderMap,
@@ -654,13 +674,20 @@ impl ServerHandshake {
             None => write_headers(&mut out, headers),
         }
         out.extend_from_slice(b"\r\n");
-        let mut conn = Connection::new(Role::Server, self.config, None);
-        if let Some((_, p)) = self.deflate {
+        // Validated: from here on the handshake is spent.
+        self.key = None;
+        self.deadline = None;
+        self.accepted = true;
+        let mut conn = Connection::new(Role::Server, std::mem::take(&mut self.config), None);
+        if let Some((_, p)) = self.deflate.take() {
             conn = conn.with_deflate(p);
         }
         conn.queue_raw(&out);
         conn.start(now);
         conn.handle_input(now, &self.buf[self.head_end..]);
+        self.buf = Vec::new();
+        self.head_end = 0;
+        self.scan = 0;
         Ok(conn)
     }
 }
