@@ -274,10 +274,9 @@ fn rustsec_2022_0035_declared_length_2_pow_62() {
 /// 104 KiB on the async adapters, 0 after each `recv` on blocking).
 #[test]
 fn rustsec_2020_0043_ping_flood() {
-    const N: u32 = 60_000;
     let expected = |_role| {
         vec![
-            Obs::note("60000 pings received"),
+            Obs::note("every ping received"),
             Obs::note("buffered_amount stayed under 192 KiB"),
             Obs::note("ping flood: within budget"),
             Obs::Recv(Err(Error::Closed(Box::new(info(
@@ -291,6 +290,18 @@ fn rustsec_2020_0043_ping_flood() {
         ]
     };
     check_roles("RUSTSEC-2020-0043, ping flood", expected, |a, role| {
+        // 60 000 pings make ~7.9 MB of pongs, more than the loopback
+        // buffers hold, so the async adapters' queue bound is exercised
+        // (they keep reading and coalesce pongs). ws-blocking writes its
+        // pongs synchronously: once the kernel buffers are full its
+        // reading thread waits in the write (memory stays bounded; a write
+        // timeout or the heartbeat's idle timeout ends such a peer), so it
+        // gets a flood the buffers absorb whatever the machine's load.
+        let n: u32 = if a.name() == "blocking" {
+            12_000
+        } else {
+            60_000
+        };
         let t0 = Instant::now();
         with_raw_peer(
             a,
@@ -298,10 +309,10 @@ fn rustsec_2020_0043_ping_flood() {
             Config::default(),
             move |p| {
                 let mut batch = Vec::new();
-                for i in 0..N {
+                for i in 0..n {
                     let f = RawFrame::ping(i.to_be_bytes().repeat(31));
                     batch.push(f);
-                    if batch.len() == 128 || i + 1 == N {
+                    if batch.len() == 128 || i + 1 == n {
                         p.send_all(&batch);
                         batch.clear();
                     }
@@ -315,7 +326,7 @@ fn rustsec_2020_0043_ping_flood() {
                         w => break w,
                     }
                 };
-                let ok = pongs > 0 && pongs <= N as usize && matches!(end, Wire::Eof | Wire::Reset);
+                let ok = pongs > 0 && pongs <= n as usize && matches!(end, Wire::Eof | Wire::Reset);
                 vec![Obs::note(if ok {
                     "the peer read pongs, then the end".to_string()
                 } else {
@@ -334,7 +345,11 @@ fn rustsec_2020_0043_ping_flood() {
                     }
                 };
                 let mut out = vec![
-                    Obs::note(format!("{pings} pings received")),
+                    Obs::note(if pings == n {
+                        "every ping received".to_string()
+                    } else {
+                        format!("{pings} of {n} pings received")
+                    }),
                     Obs::note(if max_buffered <= 192 << 10 {
                         "buffered_amount stayed under 192 KiB".to_string()
                     } else {
