@@ -334,7 +334,7 @@ struct Inner<S> {
     close_info: Option<CloseInfo>,
     finished: bool,
     /// Set when the connection is in a [`server::Clients`] set.
-    tracker: Option<server::Tracker>,
+    tracker: Option<ws_proto::clients::Tracker>,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {

@@ -158,6 +158,7 @@
 #![forbid(unsafe_code)]
 
 mod client;
+pub mod clients;
 mod close;
 mod config;
 mod connection;

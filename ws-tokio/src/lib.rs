@@ -163,7 +163,7 @@ struct Inner<S> {
     close_info: Option<CloseInfo>,
     finished: bool,
     /// Set when the connection is in a [`server::Clients`] set.
-    tracker: Option<server::Tracker>,
+    tracker: Option<ws_proto::clients::Tracker>,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
@@ -326,7 +326,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
         loop {
             if let Some(t) = &self.tracker {
                 // Messages other tasks queued for this client.
-                t.drain(&mut self.conn, cx.waker());
+                t.drain(&mut self.conn, cx.waker(), now());
             }
             if let Some(ev) = self.conn.poll_event() {
                 match ev {
