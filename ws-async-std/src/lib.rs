@@ -809,7 +809,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocket<S> {
     fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         let inner = &mut self.get_mut().inner;
         if inner.conn.buffered_amount() > SINK_HIGH_WATER || inner.conn.should_wait() {
-            inner.poll_flush(cx, Side::Write)
+            inner.poll_flush_timed(cx)
         } else {
             Poll::Ready(Ok(()))
         }
@@ -818,7 +818,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocket<S> {
         self.get_mut().inner.queue(item)
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        self.get_mut().inner.poll_flush(cx, Side::Write)
+        self.get_mut().inner.poll_flush_timed(cx)
     }
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         let inner = &mut self.get_mut().inner;
@@ -826,7 +826,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocket<S> {
         if inner.conn.is_open() {
             inner.close(CloseCode::NORMAL, "")?;
         }
-        inner.poll_flush(cx, Side::Write)
+        inner.poll_flush_timed(cx)
     }
 }
 
@@ -962,7 +962,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocketWriter<S> {
     fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         let mut g = lock(&self.shared);
         if g.conn.buffered_amount() > SINK_HIGH_WATER || g.conn.should_wait() {
-            g.poll_flush(cx, Side::Write)
+            g.poll_flush_timed(cx)
         } else {
             Poll::Ready(Ok(()))
         }
@@ -971,7 +971,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocketWriter<S> {
         lock(&self.shared).queue(item)
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        lock(&self.shared).poll_flush(cx, Side::Write)
+        lock(&self.shared).poll_flush_timed(cx)
     }
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         let mut g = lock(&self.shared);
@@ -979,7 +979,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocketWriter<S> {
         if g.conn.is_open() {
             g.close(CloseCode::NORMAL, "")?;
         }
-        g.poll_flush(cx, Side::Write)
+        g.poll_flush_timed(cx)
     }
 }
 

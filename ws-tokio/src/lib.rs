@@ -592,7 +592,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocket<S> {
     fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         let inner = &mut self.get_mut().inner;
         if inner.conn.buffered_amount() > SINK_HIGH_WATER || inner.conn.should_wait() {
-            inner.poll_flush(cx, Side::Write)
+            inner.poll_flush_timed(cx)
         } else {
             Poll::Ready(Ok(()))
         }
@@ -601,14 +601,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocket<S> {
         self.get_mut().inner.queue(item)
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        self.get_mut().inner.poll_flush(cx, Side::Write)
+        self.get_mut().inner.poll_flush_timed(cx)
     }
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         let inner = &mut self.get_mut().inner;
         if inner.conn.is_open() {
             inner.conn.close(now(), CloseCode::NORMAL, "")?;
         }
-        inner.poll_flush(cx, Side::Write)
+        inner.poll_flush_timed(cx)
     }
 }
 
@@ -733,7 +733,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocketWriter<S> {
     fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         let mut g = lock(&self.shared);
         if g.conn.buffered_amount() > SINK_HIGH_WATER || g.conn.should_wait() {
-            g.poll_flush(cx, Side::Write)
+            g.poll_flush_timed(cx)
         } else {
             Poll::Ready(Ok(()))
         }
@@ -742,14 +742,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocketWriter<S> {
         lock(&self.shared).queue(item)
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        lock(&self.shared).poll_flush(cx, Side::Write)
+        lock(&self.shared).poll_flush_timed(cx)
     }
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         let mut g = lock(&self.shared);
         if g.conn.is_open() {
             g.conn.close(now(), CloseCode::NORMAL, "")?;
         }
-        g.poll_flush(cx, Side::Write)
+        g.poll_flush_timed(cx)
     }
 }
 

@@ -122,3 +122,41 @@ async fn reader_waiting_in_recv_also_sees_the_timeout() {
         other => panic!("{other:?}"),
     }
 }
+
+/// The `Sink` of an unsplit socket and of the writing half: `send` (which
+/// polls `poll_ready`, `start_send`, `poll_flush`) runs the timers too.
+#[tokio::test]
+async fn sink_send_times_out() {
+    use futures_util::SinkExt;
+    let (r, w, _peer) = halves().await;
+    let mut ws = r.unsplit(w);
+    let chunk = Message::binary(vec![0x5a; 256 << 10]);
+    let t0 = Instant::now();
+    let run = async {
+        for _ in 0..256 {
+            if let Err(e) = SinkExt::send(&mut ws, chunk.clone()).await {
+                return e;
+            }
+        }
+        panic!("64 MiB taken by a peer that reads nothing");
+    };
+    let e = tokio::time::timeout(Duration::from_secs(15), run)
+        .await
+        .expect("Sink::send is still blocked after 15 s");
+    assert_timed_out(&e, t0.elapsed());
+
+    let (_r, mut w, _peer) = halves().await;
+    let t0 = Instant::now();
+    let run = async {
+        for _ in 0..256 {
+            if let Err(e) = SinkExt::send(&mut w, chunk.clone()).await {
+                return e;
+            }
+        }
+        panic!("64 MiB taken by a peer that reads nothing");
+    };
+    let e = tokio::time::timeout(Duration::from_secs(15), run)
+        .await
+        .expect("the writer's Sink::send is still blocked after 15 s");
+    assert_timed_out(&e, t0.elapsed());
+}
