@@ -605,8 +605,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
         if let Some(e) = &self.io_error {
             return Err(e.clone());
         }
-        let now = self.now();
-        self.conn.send_with(now, msg, compress)?;
+        // The clock is read only for a close frame.
+        let timer = &self.timer;
+        self.conn.send_with_clock(|| timer.now(), msg, compress)?;
         Ok(())
     }
 

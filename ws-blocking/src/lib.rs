@@ -436,7 +436,8 @@ impl Core {
         if let Some(e) = &self.io_error {
             return Err(e.clone());
         }
-        self.conn.send_with(Instant::now(), msg, compress)?;
+        // The clock is read only for a close frame.
+        self.conn.send_with_clock(Instant::now, msg, compress)?;
         Ok(())
     }
 
@@ -683,6 +684,10 @@ impl<S: Read + Write + Transport> WebSocket<S> {
                 let n = self.core.conn.transmit_slices(&mut slices);
                 if n == 0 {
                     None
+                } else if n == 1 {
+                    // `send` rather than a one-slice `writev`: cheaper in
+                    // the kernel.
+                    Some(self.io.write(&slices[0]))
                 } else {
                     Some(self.io.write_vectored(&slices[..n]))
                 }

@@ -11,7 +11,7 @@ use crate::out::OutQueue;
 use crate::prepared::{PreparedFrame, PreparedMessage};
 use crate::rng::Rng;
 use crate::utf8::Utf8Stream;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use std::collections::VecDeque;
 use std::fmt;
 use std::time::Instant;
@@ -265,7 +265,10 @@ pub struct Connection {
     frame: Option<InFrame>,
     /// Kind of the data message being received, if any.
     msg: Option<DataKind>,
-    msg_buf: BytesMut,
+    /// The data message being received. A `Vec` sized to the declared
+    /// frame, so that a single-frame message becomes its `Bytes` without
+    /// another allocation or copy, and an idle connection holds no buffer.
+    msg_buf: Vec<u8>,
     msg_frames: usize,
     msg_utf8: Utf8Stream,
     /// Whether the message being received is compressed (RSV1 on its
@@ -305,10 +308,6 @@ pub struct Connection {
     timers: [Option<Instant>; TIMERS],
 }
 
-/// Messages at least this long do not leave their buffer with the
-/// connection (see `end_frame`): idle connections stay small.
-const RELEASE_MSG_BUF: usize = 4096;
-
 impl Connection {
     /// A server-side connection, for use after an upgrade completed
     /// elsewhere (for example by hyper); [`crate::ServerHandshake`] builds
@@ -334,7 +333,7 @@ impl Connection {
             hdr_len: 0,
             frame: None,
             msg: None,
-            msg_buf: BytesMut::new(),
+            msg_buf: Vec::new(),
             msg_frames: 0,
             msg_utf8: Utf8Stream::default(),
             msg_compressed: false,
@@ -563,6 +562,21 @@ impl Connection {
         msg: Message,
         compress: bool,
     ) -> Result<(), UsageError> {
+        self.send_with_clock(|| now, msg, compress)
+    }
+
+    /// [`send_with`](Self::send_with), reading the clock only for the
+    /// messages that need it: only a close frame starts a timer (the close
+    /// timeout), so `clock` is called for `Message::Close` and not for
+    /// text, binary, ping or pong. For adapters that send many messages
+    /// per wake-up, where reading the clock for each costs more than
+    /// queueing it.
+    pub fn send_with_clock(
+        &mut self,
+        clock: impl FnOnce() -> Instant,
+        msg: Message,
+        compress: bool,
+    ) -> Result<(), UsageError> {
         match msg {
             Message::Text(t) => {
                 self.check_whole_message()?;
@@ -574,7 +588,10 @@ impl Connection {
                 self.queue_message(OpCode::Binary, b, compress);
                 Ok(())
             }
-            other => self.send(now, other),
+            Message::Ping(p) => self.send_ping(p),
+            Message::Pong(p) => self.send_pong(p),
+            Message::Close(Some(f)) => self.close(clock(), f.code, &f.reason),
+            Message::Close(None) => self.close(clock(), CloseCode::NO_STATUS, ""),
         }
     }
 
@@ -952,7 +969,13 @@ impl Connection {
         // what actually arrived: a peer that declares a big frame and sends
         // nothing must not cost us the declared size.
         let ahead = (h.len as usize).min(1 << 20);
-        self.msg_buf.reserve(ahead);
+        if self.msg_buf.is_empty() {
+            // Exactly: a message of one frame then fills its buffer, which
+            // `Bytes::from` takes over as it is.
+            self.msg_buf.reserve_exact(ahead);
+        } else {
+            self.msg_buf.reserve(ahead);
+        }
         Ok(())
     }
 
@@ -1024,16 +1047,10 @@ impl Connection {
                     }
                 }
                 let kind = self.msg.take();
-                let payload = self.msg_buf.split().freeze();
-                if payload.len() >= RELEASE_MSG_BUF {
-                    // `split` leaves `msg_buf` sharing the message's
-                    // allocation, which keeps it alive after the
-                    // application dropped the message: a connection that
-                    // once received 1 MiB would hold 1 MiB while idle. Let
-                    // the message own it; the next large message allocates
-                    // anew (small ones keep reusing the buffer).
-                    self.msg_buf = BytesMut::new();
-                }
+                // The message takes the buffer with it (no copy; no
+                // allocation when it was sized exactly, as for a message of
+                // one frame): nothing stays behind on an idle connection.
+                let payload = Bytes::from(std::mem::take(&mut self.msg_buf));
                 match kind {
                     Some(DataKind::Text) => {
                         if !self.msg_utf8.is_complete() {
@@ -1158,7 +1175,7 @@ impl Connection {
         self.reading = false;
         self.frame = None;
         self.msg = None;
-        self.msg_buf = BytesMut::new();
+        self.msg_buf = Vec::new();
         self.pending_pong = None;
         if self.sent_close.is_none() {
             let mut reason = e.to_string();
@@ -1202,7 +1219,7 @@ impl Connection {
             self.shutdown = Shutdown::Wanted;
         }
         self.timers = [None; TIMERS];
-        self.msg_buf = BytesMut::new();
+        self.msg_buf = Vec::new();
         if let Some(d) = &mut self.deflate {
             d.release();
         }

@@ -4,7 +4,7 @@
 //! [`DeflateConfig`].
 
 use crate::mask::apply_mask;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http::header::{HeaderMap, SEC_WEBSOCKET_EXTENSIONS};
 use miniz_oxide::deflate::core::{
     compress_to_output, create_comp_flags_from_zip_params, CompressorOxide, TDEFLFlush, TDEFLStatus,
@@ -544,7 +544,7 @@ impl Inflater {
     fn inflate(
         &mut self,
         mut input: &[u8],
-        out: &mut BytesMut,
+        out: &mut Vec<u8>,
         limit: usize,
     ) -> Result<(), InflateError> {
         while !self.ended {
@@ -580,7 +580,7 @@ impl Inflater {
     }
 
     /// Ends a message: inflates the stripped tail (RFC 7692 §7.2.2).
-    fn finish(&mut self, out: &mut BytesMut, limit: usize) -> Result<(), InflateError> {
+    fn finish(&mut self, out: &mut Vec<u8>, limit: usize) -> Result<(), InflateError> {
         self.inflate(&TAIL, out, limit)?;
         if self.ended {
             // The next message starts a new DEFLATE stream; the window is
@@ -686,7 +686,7 @@ impl Deflate {
         chunk: &[u8],
         mask: Option<[u8; 4]>,
         offset: usize,
-        out: &mut BytesMut,
+        out: &mut Vec<u8>,
         limit: usize,
     ) -> Result<(), InflateError> {
         let inf = self.inflater.get_or_insert_with(Inflater::new);
@@ -709,7 +709,7 @@ impl Deflate {
     /// context when it promised not to use it.
     pub(crate) fn finish_inflate(
         &mut self,
-        out: &mut BytesMut,
+        out: &mut Vec<u8>,
         limit: usize,
     ) -> Result<(), InflateError> {
         let inf = self.inflater.get_or_insert_with(Inflater::new);
@@ -786,7 +786,7 @@ mod tests {
     }
 
     fn inflate_all(inf: &mut Inflater, payload: &[u8]) -> Vec<u8> {
-        let mut out = BytesMut::new();
+        let mut out = Vec::new();
         inf.inflate(payload, &mut out, usize::MAX).unwrap();
         inf.finish(&mut out, usize::MAX).unwrap();
         out.to_vec()
@@ -808,7 +808,7 @@ mod tests {
     fn rfc7692_7_2_3_1_fragmented() {
         // The same payload split over two frames, inflated as it arrives.
         let mut inf = Inflater::new();
-        let mut out = BytesMut::new();
+        let mut out = Vec::new();
         inf.inflate(&[0xf2, 0x48, 0xcd], &mut out, usize::MAX)
             .unwrap();
         inf.inflate(&[0xc9, 0xc9, 0x07, 0x00], &mut out, usize::MAX)
@@ -889,7 +889,7 @@ mod tests {
     #[test]
     fn corrupt_input_is_an_error() {
         let mut inf = Inflater::new();
-        let mut out = BytesMut::new();
+        let mut out = Vec::new();
         // BTYPE 11 is reserved.
         assert_eq!(
             inf.inflate(&[0xff, 0xff], &mut out, usize::MAX),
@@ -909,7 +909,7 @@ mod tests {
         let z = d.compress(&vec![0u8; 4 << 20], true);
         assert!(z.len() < 8 << 10, "{}", z.len());
         let mut inf = Inflater::new();
-        let mut out = BytesMut::new();
+        let mut out = Vec::new();
         let limit = 100_000;
         assert_eq!(
             inf.inflate(&z, &mut out, limit),
@@ -1148,7 +1148,7 @@ mod tests {
         let mut d = Deflate::new(params, &DeflateConfig::default());
         let z = d.compress(b"Hello", true);
         assert!(d.deflater.is_none());
-        let mut out = BytesMut::new();
+        let mut out = Vec::new();
         d.inflate(&z, None, 0, &mut out, usize::MAX).unwrap();
         assert!(d.inflater.is_some());
         d.finish_inflate(&mut out, usize::MAX).unwrap();
@@ -1165,7 +1165,7 @@ mod tests {
         let mut z = d.compress(&msg, true).to_vec();
         let key = [1, 2, 3, 4];
         apply_mask(&mut z, key, 0);
-        let mut out = BytesMut::new();
+        let mut out = Vec::new();
         // Split at an odd place to exercise the mask offset.
         let (a, b) = z.split_at(4099);
         d.inflate(a, Some(key), 0, &mut out, usize::MAX).unwrap();
