@@ -201,7 +201,11 @@ macro_rules! runtime_api {
         /// headers, offered subprotocols in `Sec-WebSocket-Protocol`) and
         /// accepts (choosing a subprotocol, adding headers) or rejects with
         /// an HTTP response.
-        pub async fn accept_with<S, F>(io: S, config: Config, decide: F) -> Result<WebSocket<S>, Error>
+        pub async fn accept_with<S, F>(
+            io: S,
+            config: impl Into<std::sync::Arc<Config>>,
+            decide: F,
+        ) -> Result<WebSocket<S>, Error>
         where
             S: AsyncRead + AsyncWrite + Unpin $(+ $bound)?,
             F: FnOnce(&http::Request<()>) -> Result<Accept, Reject>,
@@ -215,7 +219,7 @@ macro_rules! runtime_api {
         pub async fn accept_prefixed<S, F>(
             io: S,
             head: &[u8],
-            config: Config,
+            config: impl Into<std::sync::Arc<Config>>,
             decide: F,
         ) -> Result<WebSocket<S>, Error>
         where
@@ -1127,7 +1131,7 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
 /// response.
 pub async fn accept_with<S, F>(
     io: S,
-    config: Config,
+    config: impl Into<Arc<Config>>,
     timer: impl Timer,
     decide: F,
 ) -> Result<WebSocket<S>, Error>
@@ -1143,7 +1147,7 @@ where
 pub async fn accept_prefixed<S, F>(
     io: S,
     head: &[u8],
-    config: Config,
+    config: impl Into<Arc<Config>>,
     timer: impl Timer,
     decide: F,
 ) -> Result<WebSocket<S>, Error>
@@ -1151,6 +1155,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
     F: FnOnce(&http::Request<()>) -> Result<Accept, Reject>,
 {
+    let config = config.into();
     // Boxed, the handshake's state (several KiB: the handshake object, its
     // read buffer, the request) is freed after the upgrade; inline, it
     // would stay part of every connection task that awaited it.
@@ -1160,7 +1165,7 @@ where
 async fn accept_handshake<S, F>(
     mut io: S,
     head: &[u8],
-    config: Config,
+    config: Arc<Config>,
     timer: impl Timer,
     decide: F,
 ) -> Result<WebSocket<S>, Error>

@@ -38,9 +38,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let listener = TcpListener::bind(&addr)?;
     eprintln!("echo_server listening on ws://{}", listener.local_addr()?);
+    let config = std::sync::Arc::new(config);
     for tcp in listener.incoming() {
         let Ok(tcp) = tcp else { continue };
-        let config = config.clone();
+        let config = config.clone(); // an Arc: shared by every connection
         let spawned = std::thread::Builder::new()
             .name("echo".into())
             .spawn(move || {

@@ -150,7 +150,11 @@ fn accept_all(_: &http::Request<()>) -> Result<Accept, Reject> {
 /// headers, offered subprotocols in `Sec-WebSocket-Protocol`) and accepts
 /// (choosing a subprotocol, adding headers) or rejects with an HTTP
 /// response.
-pub fn accept_with<S, F>(io: S, config: Config, decide: F) -> Result<WebSocket<S>, Error>
+pub fn accept_with<S, F>(
+    io: S,
+    config: impl Into<std::sync::Arc<Config>>,
+    decide: F,
+) -> Result<WebSocket<S>, Error>
 where
     S: Read + Write + Transport,
     F: FnOnce(&http::Request<()>) -> Result<Accept, Reject>,
@@ -163,7 +167,7 @@ where
 pub fn accept_prefixed<S, F>(
     mut io: S,
     head: &[u8],
-    config: Config,
+    config: impl Into<std::sync::Arc<Config>>,
     decide: F,
 ) -> Result<WebSocket<S>, Error>
 where

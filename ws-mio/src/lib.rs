@@ -649,7 +649,7 @@ pub struct EventLoop {
     timers: Timers,
     read_buf: Vec<u8>,
     write_buf: Vec<u8>,
-    listener: Option<(TcpListener, Config)>,
+    listener: Option<(TcpListener, std::sync::Arc<Config>)>,
     /// The listener was readable: accept until `WouldBlock`.
     accept_ready: bool,
     /// `accept` failed for lack of resources: try again then.
@@ -682,7 +682,12 @@ impl EventLoop {
     /// Listens on `addr` and accepts WebSocket connections with `config`
     /// (one listener per loop; a second call replaces the first). Returns
     /// the bound address (useful with port 0).
-    pub fn listen(&mut self, addr: SocketAddr, config: Config) -> io::Result<SocketAddr> {
+    pub fn listen(
+        &mut self,
+        addr: SocketAddr,
+        config: impl Into<std::sync::Arc<Config>>,
+    ) -> io::Result<SocketAddr> {
+        let config = config.into();
         let mut listener = TcpListener::bind(addr)?;
         self.poll
             .registry()

@@ -14,6 +14,7 @@ use crate::utf8::Utf8Stream;
 use bytes::Bytes;
 use std::collections::VecDeque;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Which end of the connection we are.
@@ -254,14 +255,15 @@ struct InFrame {
 #[derive(Debug)]
 pub struct Connection {
     role: Role,
-    config: Config,
+    /// Shared: every connection of a server can hold the same one.
+    config: Arc<Config>,
     state: State,
     /// Boxed: 336 bytes that servers (most connections) never need.
     rng: Option<Box<Rng>>,
 
     // Input.
     hdr: [u8; MAX_HEADER_LEN],
-    hdr_len: usize,
+    hdr_len: u8,
     frame: Option<InFrame>,
     /// Kind of the data message being received, if any.
     msg: Option<DataKind>,
@@ -269,7 +271,8 @@ pub struct Connection {
     /// frame, so that a single-frame message becomes its `Bytes` without
     /// another allocation or copy, and an idle connection holds no buffer.
     msg_buf: Vec<u8>,
-    msg_frames: usize,
+    /// Frames of the message being received (saturating).
+    msg_frames: u32,
     msg_utf8: Utf8Stream,
     /// Whether the message being received is compressed (RSV1 on its
     /// first frame, RFC 7692 §6).
@@ -280,7 +283,6 @@ pub struct Connection {
 
     // Output.
     out: OutQueue,
-    pending_pong: Option<Bytes>,
     shutdown: Shutdown,
     /// Kind of the fragmented message being sent, if any.
     sending: Option<DataKind>,
@@ -292,6 +294,20 @@ pub struct Connection {
     deflate: Option<Box<Deflate>>,
 
     // Closing.
+    /// What most connections never need (the closing handshake, a
+    /// failure, timers, a held-back pong), boxed on first use: an idle
+    /// connection stays small (issue 5).
+    cold: Option<Box<Cold>>,
+
+    events: VecDeque<Event>,
+}
+
+/// The rarely needed part of a [`Connection`].
+#[derive(Debug, Default)]
+struct Cold {
+    /// The latest ping's payload, when pongs were held back (the queue was
+    /// over `PONG_QUEUE_LIMIT`).
+    pending_pong: Option<Bytes>,
     sent_close: Option<CloseFrame>,
     received_close: Option<CloseFrame>,
     remote_initiated: bool,
@@ -303,8 +319,6 @@ pub struct Connection {
     /// it takes effect once the application has drained them, so that it
     /// can still answer them (and nothing it was given is cut off).
     deferred: Option<(Instant, Deferred)>,
-
-    events: VecDeque<Event>,
     timers: [Option<Instant>; TIMERS],
 }
 
@@ -312,18 +326,18 @@ impl Connection {
     /// A server-side connection, for use after an upgrade completed
     /// elsewhere (for example by hyper); [`crate::ServerHandshake`] builds
     /// one for you otherwise.
-    pub fn server(config: Config) -> Self {
-        Self::new(Role::Server, config, None)
+    pub fn server(config: impl Into<Arc<Config>>) -> Self {
+        Self::new(Role::Server, config.into(), None)
     }
 
     /// A client-side connection; `seed` seeds the CSPRNG for mask keys and
     /// must come from the OS CSPRNG. [`crate::ClientHandshake`] builds one
     /// for you.
-    pub fn client(config: Config, seed: [u8; 32]) -> Self {
-        Self::new(Role::Client, config, Some(Rng::from_seed(seed)))
+    pub fn client(config: impl Into<Arc<Config>>, seed: [u8; 32]) -> Self {
+        Self::new(Role::Client, config.into(), Some(Rng::from_seed(seed)))
     }
 
-    pub(crate) fn new(role: Role, config: Config, rng: Option<Rng>) -> Self {
+    pub(crate) fn new(role: Role, config: Arc<Config>, rng: Option<Rng>) -> Self {
         Connection {
             role,
             config,
@@ -340,21 +354,13 @@ impl Connection {
             ctrl_buf: Vec::new(),
             reading: true,
             out: OutQueue::default(),
-            pending_pong: None,
             shutdown: Shutdown::No,
             sending: None,
             send_utf8: Utf8Stream::default(),
             send_compressed: false,
             deflate: None,
-            sent_close: None,
-            received_close: None,
-            remote_initiated: false,
-            failure: None,
-            timed_out: false,
-            idle_expired: false,
-            deferred: None,
+            cold: None,
             events: VecDeque::new(),
-            timers: [None; TIMERS],
         }
     }
 
@@ -407,7 +413,8 @@ impl Connection {
     pub fn buffered_amount(&self) -> usize {
         // An owed pong: 2 header bytes, plus the mask key from a client.
         let mask = if self.rng.is_some() { 4 } else { 0 };
-        self.out.len() + self.pending_pong.as_ref().map_or(0, |p| p.len() + 2 + mask)
+        let pong = self.cold.as_ref().and_then(|c| c.pending_pong.as_ref());
+        self.out.len() + pong.map_or(0, |p| p.len() + 2 + mask)
     }
 
     /// Whether a send would be refused with [`UsageError::SendBufferFull`]
@@ -439,7 +446,7 @@ impl Connection {
 
     /// Whether `poll_transmit` has something to hand out.
     pub fn wants_transmit(&self) -> bool {
-        !self.out.is_empty() || self.pending_pong.is_some() || self.shutdown == Shutdown::Wanted
+        !self.out.is_empty() || self.has_pending_pong() || self.shutdown == Shutdown::Wanted
     }
 
     /// Whether the connection still wants to read from the transport.
@@ -456,9 +463,7 @@ impl Connection {
     /// call it once the connection is established (otherwise the timers
     /// start with the first input).
     pub fn start(&mut self, now: Instant) {
-        if self.timers[Timer::Ping as usize].is_none()
-            && self.timers[Timer::Idle as usize].is_none()
-        {
+        if self.timer(Timer::Ping).is_none() && self.timer(Timer::Idle).is_none() {
             self.touch(now);
         }
     }
@@ -490,7 +495,7 @@ impl Connection {
     /// handshake had finished.
     pub fn handle_eof(&mut self, now: Instant) {
         self.reading = false;
-        if let Some((_, d)) = self.deferred.take() {
+        if let Some((_, d)) = self.take_deferred() {
             match d {
                 Deferred::Close(frame) => {
                     self.on_close_frame(now, frame);
@@ -506,7 +511,7 @@ impl Connection {
     /// the idle timeout.
     pub fn handle_timeout(&mut self, now: Instant) {
         if self.state == State::Open {
-            if self.due(Timer::Idle, now) && self.deferred.is_none() {
+            if self.due(Timer::Idle, now) && !self.has_deferred() {
                 self.expire_idle();
                 return;
             }
@@ -514,15 +519,16 @@ impl Connection {
                 // RFC 6455 §5.5.2: a ping may serve as a keepalive. It is
                 // not counted against `max_send_buffer` (2 bytes).
                 self.queue_frame(OpCode::Ping, true, Bytes::new());
-                self.timers[Timer::Ping as usize] = self.config.ping_interval.map(|d| now + d);
+                let next = self.config.ping_interval.map(|d| now + d);
+                self.set_timer(Timer::Ping, next);
             }
         }
-        if let Some(t) = self.timers[Timer::Close as usize] {
+        if let Some(t) = self.timer(Timer::Close) {
             if now >= t {
-                self.timers[Timer::Close as usize] = None;
+                self.set_timer(Timer::Close, None);
                 if self.state != State::Closed {
-                    if self.received_close.is_none() || self.sent_close.is_none() {
-                        self.timed_out = true;
+                    if self.received_close().is_none() || self.sent_close().is_none() {
+                        self.cold_mut().timed_out = true;
                     }
                     self.reading = false;
                     if self.shutdown == Shutdown::No {
@@ -817,7 +823,7 @@ impl Connection {
     /// With `transmit_slices`: once the queue is empty, returns
     /// `Some(Transmit::Shutdown)` once if the write half must be shut.
     pub fn poll_shutdown(&mut self) -> Option<Transmit> {
-        if self.out.is_empty() && self.pending_pong.is_none() && self.shutdown == Shutdown::Wanted {
+        if self.out.is_empty() && !self.has_pending_pong() && self.shutdown == Shutdown::Wanted {
             // The connection ends when the peer closes its side in turn
             // (`handle_eof`) or the close timer fires.
             self.shutdown = Shutdown::Done;
@@ -832,7 +838,7 @@ impl Connection {
         // Apply a deferred close or failure only once the application came
         // back after taking the last message, so its answers go out first.
         if self.events.is_empty() {
-            if let Some((now, d)) = self.deferred.take() {
+            if let Some((now, d)) = self.take_deferred() {
                 match d {
                     Deferred::Close(frame) => self.on_close_frame(now, frame),
                     Deferred::Fail(e) => self.fail(now, e),
@@ -846,7 +852,7 @@ impl Connection {
     /// called, if any.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.timers.iter().flatten().min().copied()
+        self.cold.as_ref()?.timers.iter().flatten().min().copied()
     }
 
     // ----- internals: input -----
@@ -854,28 +860,30 @@ impl Connection {
     /// Parses a header from buffered bytes plus `data`; returns how many
     /// bytes of `data` were consumed.
     fn read_header(&mut self, now: Instant, data: &[u8]) -> usize {
-        let (res, consumed) = if self.hdr_len == 0 {
+        let hdr_len = usize::from(self.hdr_len);
+        let (res, consumed) = if hdr_len == 0 {
             match FrameHeader::decode(data) {
                 Ok(Some((h, n))) => (Ok(Some(h)), n),
                 Ok(None) => {
                     // Less than a whole header: keep it.
                     self.hdr[..data.len()].copy_from_slice(data);
-                    self.hdr_len = data.len();
+                    // Less than MAX_HEADER_LEN (14) bytes.
+                    self.hdr_len = data.len() as u8;
                     (Ok(None), data.len())
                 }
                 Err(e) => (Err(e), data.len()),
             }
         } else {
-            let take = (MAX_HEADER_LEN - self.hdr_len).min(data.len());
-            self.hdr[self.hdr_len..self.hdr_len + take].copy_from_slice(&data[..take]);
-            match FrameHeader::decode(&self.hdr[..self.hdr_len + take]) {
+            let take = (MAX_HEADER_LEN - hdr_len).min(data.len());
+            self.hdr[hdr_len..hdr_len + take].copy_from_slice(&data[..take]);
+            match FrameHeader::decode(&self.hdr[..hdr_len + take]) {
                 Ok(Some((h, n))) => {
-                    let used = n - self.hdr_len;
+                    let used = n - hdr_len;
                     self.hdr_len = 0;
                     (Ok(Some(h)), used)
                 }
                 Ok(None) => {
-                    self.hdr_len += take;
+                    self.hdr_len += take as u8;
                     (Ok(None), take)
                 }
                 Err(e) => (Err(e), data.len()),
@@ -951,8 +959,8 @@ impl Connection {
     }
 
     fn check_data_frame(&mut self, h: &FrameHeader) -> Result<(), ProtocolError> {
-        self.msg_frames += 1;
-        if self.msg_frames > self.config.max_fragments {
+        self.msg_frames = self.msg_frames.saturating_add(1);
+        if self.msg_frames as usize > self.config.max_fragments {
             return Err(ProtocolError::TooManyFragments);
         }
         if h.len > self.config.max_frame_size as u64 {
@@ -1066,12 +1074,12 @@ impl Connection {
             OpCode::Ping => {
                 let payload = Bytes::copy_from_slice(&self.ctrl_buf);
                 // RFC 6455 §5.5.3: answering only the latest ping is allowed.
-                if self.config.auto_pong && self.sent_close.is_none() {
+                if self.config.auto_pong && self.sent_close().is_none() {
                     if self.out.len() < PONG_QUEUE_LIMIT {
                         self.flush_pong();
                         self.queue_frame(OpCode::Pong, true, payload.clone());
                     } else {
-                        self.pending_pong = Some(payload.clone());
+                        self.cold_mut().pending_pong = Some(payload.clone());
                     }
                 }
                 self.events.push_back(Event::Ping(payload));
@@ -1085,7 +1093,7 @@ impl Connection {
                 match parse_close_payload(&payload) {
                     Ok(frame) if self.has_data_events() => {
                         self.reading = false;
-                        self.deferred = Some((now, Deferred::Close(frame)));
+                        self.cold_mut().deferred = Some((now, Deferred::Close(frame)));
                     }
                     Ok(frame) => self.on_close_frame(now, frame),
                     Err(e) => self.fail(now, e),
@@ -1128,15 +1136,15 @@ impl Connection {
         self.reading = false;
         match self.state {
             State::Open => {
-                self.remote_initiated = true;
+                self.cold_mut().remote_initiated = true;
                 // Echo the code (RFC 6455 §5.5.1), without the reason.
                 let echo = CloseFrame::new(frame.code, "");
-                self.received_close = Some(frame);
+                self.cold_mut().received_close = Some(frame);
                 self.send_close_frame(echo);
                 self.state = State::RemoteClosing;
             }
             State::LocalClosing => {
-                self.received_close = Some(frame);
+                self.cold_mut().received_close = Some(frame);
             }
             State::RemoteClosing | State::Closed => return,
         }
@@ -1148,7 +1156,7 @@ impl Connection {
     /// client waits for it, and closes after the close timeout.
     fn close_transport(&mut self, now: Instant) {
         self.stop_heartbeat();
-        let server_first = self.role == Role::Server || self.failure.is_some();
+        let server_first = self.role == Role::Server || self.failure().is_some();
         if server_first && self.shutdown == Shutdown::No {
             self.shutdown = Shutdown::Wanted;
         }
@@ -1158,26 +1166,28 @@ impl Connection {
     /// Fails the connection (RFC 6455 §7.1.7) because the peer broke the
     /// protocol.
     fn fail(&mut self, now: Instant, e: ProtocolError) {
-        if self.failure.is_some() || self.state == State::Closed {
+        if self.failure().is_some() || self.state == State::Closed {
             return;
         }
         // Defer only while reading input: a deferred failure applied later
         // (by `poll_event` or `handle_eof`) must take effect, not be
         // deferred again behind the same messages.
-        if self.reading && self.has_data_events() && self.deferred.is_none() {
+        if self.reading && self.has_data_events() && !self.has_deferred() {
             // Let the application see (and answer) what came before.
             self.reading = false;
             self.frame = None;
-            self.deferred = Some((now, Deferred::Fail(e)));
+            self.cold_mut().deferred = Some((now, Deferred::Fail(e)));
             return;
         }
-        self.failure = Some(e);
+        self.cold_mut().failure = Some(e);
         self.reading = false;
         self.frame = None;
         self.msg = None;
         self.msg_buf = Vec::new();
-        self.pending_pong = None;
-        if self.sent_close.is_none() {
+        if let Some(c) = &mut self.cold {
+            c.pending_pong = None;
+        }
+        if self.sent_close().is_none() {
             let mut reason = e.to_string();
             reason.truncate(123);
             self.send_close_frame(CloseFrame::new(e.close_code(), reason));
@@ -1200,13 +1210,13 @@ impl Connection {
         if self.state == State::Closed {
             return;
         }
-        let ending = if let Some(e) = self.failure {
+        let ending = if let Some(e) = self.failure() {
             Ending::Protocol(e)
-        } else if self.sent_close.is_some() && self.received_close.is_some() {
+        } else if self.sent_close().is_some() && self.received_close().is_some() {
             Ending::Clean
-        } else if self.timed_out {
+        } else if self.cold.as_ref().is_some_and(|c| c.timed_out) {
             Ending::Timeout
-        } else if self.idle_expired {
+        } else if self.cold.as_ref().is_some_and(|c| c.idle_expired) {
             Ending::IdleTimeout
         } else {
             Ending::Abnormal
@@ -1218,16 +1228,18 @@ impl Connection {
         if self.shutdown == Shutdown::No {
             self.shutdown = Shutdown::Wanted;
         }
-        self.timers = [None; TIMERS];
+        if let Some(c) = &mut self.cold {
+            c.timers = [None; TIMERS];
+        }
         self.msg_buf = Vec::new();
         if let Some(d) = &mut self.deflate {
             d.release();
         }
         self.ctrl_buf = Vec::new();
         self.events.push_back(Event::Closed(CloseInfo {
-            sent: self.sent_close.clone(),
-            received: self.received_close.clone(),
-            remote_initiated: self.remote_initiated,
+            sent: self.sent_close().cloned(),
+            received: self.received_close().cloned(),
+            remote_initiated: self.cold.as_ref().is_some_and(|c| c.remote_initiated),
             ending,
         }));
     }
@@ -1270,12 +1282,12 @@ impl Connection {
             frame.encode()
         };
         self.queue_frame(OpCode::Close, true, body);
-        self.sent_close = Some(frame);
+        self.cold_mut().sent_close = Some(frame);
     }
 
     fn flush_pong(&mut self) {
-        if let Some(p) = self.pending_pong.take() {
-            if self.sent_close.is_none() {
+        if let Some(p) = self.cold.as_mut().and_then(|c| c.pending_pong.take()) {
+            if self.sent_close().is_none() {
                 self.queue_frame(OpCode::Pong, true, p);
             }
         }
@@ -1320,17 +1332,56 @@ impl Connection {
     }
 
     /// Queues bytes verbatim (the 101 response ahead of the first frame).
-    pub(crate) fn queue_raw(&mut self, b: &[u8]) {
-        self.out.extend(b);
+    pub(crate) fn queue_raw(&mut self, b: Vec<u8>) {
+        self.out.push_chunk(Bytes::from(b));
+    }
+
+    /// The cold part, allocated on first use.
+    fn cold_mut(&mut self) -> &mut Cold {
+        self.cold.get_or_insert_with(Default::default)
+    }
+
+    fn sent_close(&self) -> Option<&CloseFrame> {
+        self.cold.as_ref().and_then(|c| c.sent_close.as_ref())
+    }
+
+    fn received_close(&self) -> Option<&CloseFrame> {
+        self.cold.as_ref().and_then(|c| c.received_close.as_ref())
+    }
+
+    fn failure(&self) -> Option<ProtocolError> {
+        self.cold.as_ref().and_then(|c| c.failure)
+    }
+
+    fn has_deferred(&self) -> bool {
+        self.cold.as_ref().is_some_and(|c| c.deferred.is_some())
+    }
+
+    fn take_deferred(&mut self) -> Option<(Instant, Deferred)> {
+        self.cold.as_mut().and_then(|c| c.deferred.take())
+    }
+
+    fn has_pending_pong(&self) -> bool {
+        self.cold.as_ref().is_some_and(|c| c.pending_pong.is_some())
+    }
+
+    fn timer(&self, t: Timer) -> Option<Instant> {
+        self.cold.as_ref().and_then(|c| c.timers[t as usize])
+    }
+
+    fn set_timer(&mut self, t: Timer, at: Option<Instant>) {
+        if at.is_some() || self.cold.is_some() {
+            self.cold_mut().timers[t as usize] = at;
+        }
     }
 
     fn arm(&mut self, t: Timer, at: Instant) {
-        self.timers[t as usize] = Some(at);
+        self.set_timer(t, Some(at));
     }
 
     /// Whether timer `t` is armed and due at `now`.
     fn due(&self, t: Timer, now: Instant) -> bool {
-        self.timers[t as usize].is_some_and(|at| now >= at)
+        self.timer(t).is_some_and(|at| now >= at)
     }
 
     /// Something arrived: the heartbeat timers start over.
@@ -1346,8 +1397,8 @@ impl Connection {
     /// The heartbeat runs only while the connection is open; once closing,
     /// the close timer bounds what is left.
     fn stop_heartbeat(&mut self) {
-        self.timers[Timer::Ping as usize] = None;
-        self.timers[Timer::Idle as usize] = None;
+        self.set_timer(Timer::Ping, None);
+        self.set_timer(Timer::Idle, None);
     }
 
     /// Nothing arrived within `idle_timeout`: the peer counts as gone. It
@@ -1355,11 +1406,13 @@ impl Connection {
     /// dropped) and no close handshake is waited for: the write half is
     /// shut and the connection ends now.
     fn expire_idle(&mut self) {
-        self.idle_expired = true;
+        self.cold_mut().idle_expired = true;
         self.reading = false;
         self.frame = None;
         self.msg = None;
-        self.pending_pong = None;
+        if let Some(c) = &mut self.cold {
+            c.pending_pong = None;
+        }
         self.out = OutQueue::default();
         if self.shutdown == Shutdown::No {
             self.shutdown = Shutdown::Wanted;

@@ -9,6 +9,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use sha1::{Digest, Sha1};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// The GUID of RFC 6455 §1.3.
@@ -129,7 +130,7 @@ fn reason_phrase(status: u16) -> &'static str {
 /// ```
 #[derive(Debug)]
 pub struct ClientHandshake {
-    config: Config,
+    config: Arc<Config>,
     rng: Rng,
     request: Vec<u8>,
     sent: bool,
@@ -160,9 +161,10 @@ impl ClientHandshake {
     pub fn new(
         now: Instant,
         request: http::Request<()>,
-        config: Config,
+        config: impl Into<Arc<Config>>,
         seed: [u8; 32],
     ) -> Result<Self, UsageError> {
+        let config = config.into();
         let mut rng = Rng::from_seed(seed);
         let mut nonce = [0u8; 16];
         rng.fill(&mut nonce);
@@ -410,7 +412,7 @@ impl ClientHandshake {
 /// [`poll_transmit`](ServerHandshake::poll_transmit) and close.
 #[derive(Debug)]
 pub struct ServerHandshake {
-    config: Config,
+    config: Arc<Config>,
     buf: Vec<u8>,
     scan: usize,
     head_end: usize,
@@ -427,7 +429,8 @@ pub struct ServerHandshake {
 
 impl ServerHandshake {
     /// Starts a handshake; `now` starts the handshake timeout.
-    pub fn new(now: Instant, config: Config) -> Self {
+    pub fn new(now: Instant, config: impl Into<Arc<Config>>) -> Self {
+        let config = config.into();
         ServerHandshake {
             deadline: config.handshake_timeout.map(|d| now + d),
             config,
@@ -678,11 +681,11 @@ impl ServerHandshake {
         self.key = None;
         self.deadline = None;
         self.accepted = true;
-        let mut conn = Connection::new(Role::Server, std::mem::take(&mut self.config), None);
+        let mut conn = Connection::new(Role::Server, self.config.clone(), None);
         if let Some((_, p)) = self.deflate.take() {
             conn = conn.with_deflate(p);
         }
-        conn.queue_raw(&out);
+        conn.queue_raw(out);
         conn.start(now);
         conn.handle_input(now, &self.buf[self.head_end..]);
         self.buf = Vec::new();

@@ -41,6 +41,13 @@ impl OutQueue {
             self.extend(&b);
             return;
         }
+        self.push_chunk(b);
+    }
+
+    /// Appends bytes by reference, whatever their size (the handshake
+    /// response: its buffer is freed once written, instead of becoming
+    /// the tail that an idle connection would keep).
+    pub(crate) fn push_chunk(&mut self, b: Bytes) {
         if !self.tail.is_empty() {
             self.chunks.push_back(self.tail.split().freeze());
         }
@@ -89,6 +96,13 @@ impl OutQueue {
                 if front.len() <= n {
                     n -= front.len();
                     self.chunks.pop_front();
+                    if self.chunks.is_empty() {
+                        // Chunks are large payloads (or the handshake
+                        // response): freeing the deque's buffer costs
+                        // nothing next to them, and idle connections do
+                        // not keep it.
+                        self.chunks = VecDeque::new();
+                    }
                 } else {
                     front.advance(n);
                     n = 0;

@@ -68,7 +68,8 @@ type ProtocolFn = dyn Fn(&[String], &http::Request<()>) -> Option<String> + Send
 /// | subprotocol ([`protocols`](Self::protocols), [`handle_protocols`](Self::handle_protocols)) | none chosen | 500 if the callback picks one the client did not offer |
 #[derive(Clone, Default)]
 pub struct ServerPolicy {
-    config: Config,
+    /// Shared with every accepted connection.
+    config: Arc<Config>,
     paths: Vec<String>,
     origins: Vec<String>,
     protocols: Vec<String>,
@@ -99,8 +100,8 @@ impl ServerPolicy {
 
     /// Sets the configuration of accepted connections (limits, timeouts,
     /// compression).
-    pub fn with_config(mut self, config: Config) -> Self {
-        self.config = config;
+    pub fn with_config(mut self, config: impl Into<Arc<Config>>) -> Self {
+        self.config = config.into();
         self
     }
 
@@ -113,15 +114,16 @@ impl ServerPolicy {
     /// [`Config::max_message_size`] and caps [`Config::max_frame_size`] to it.
     /// Larger messages close the connection with 1009.
     pub fn max_payload(mut self, bytes: usize) -> Self {
-        self.config.max_message_size = bytes;
-        self.config.max_frame_size = self.config.max_frame_size.min(bytes);
+        let config = Arc::make_mut(&mut self.config);
+        config.max_message_size = bytes;
+        config.max_frame_size = config.max_frame_size.min(bytes);
         self
     }
 
     /// Accepts permessage-deflate offers with these settings
     /// (`perMessageDeflate` in `ws`; off by default).
     pub fn deflate(mut self, deflate: DeflateConfig) -> Self {
-        self.config.deflate = Some(deflate);
+        Arc::make_mut(&mut self.config).deflate = Some(deflate);
         self
     }
 

@@ -6,7 +6,7 @@
 pub(crate) struct Utf8Stream {
     /// The bytes of an incomplete sequence at the end of the last piece.
     pending: [u8; 4],
-    pending_len: usize,
+    pending_len: u8,
 }
 
 /// Length of the sequence started by `lead`, or 0 if it cannot start one.
@@ -26,12 +26,12 @@ impl Utf8Stream {
     pub(crate) fn feed(&mut self, mut piece: &[u8]) -> bool {
         if self.pending_len > 0 {
             let need = seq_len(self.pending[0]);
-            while self.pending_len < need && !piece.is_empty() {
-                self.pending[self.pending_len] = piece[0];
+            while usize::from(self.pending_len) < need && !piece.is_empty() {
+                self.pending[usize::from(self.pending_len)] = piece[0];
                 self.pending_len += 1;
                 piece = &piece[1..];
             }
-            match simdutf8::compat::from_utf8(&self.pending[..self.pending_len]) {
+            match simdutf8::compat::from_utf8(&self.pending[..usize::from(self.pending_len)]) {
                 Ok(_) => self.pending_len = 0,
                 Err(e) if e.error_len().is_some() => return false,
                 Err(_) => return true, // still incomplete; piece is exhausted
@@ -45,7 +45,8 @@ impl Utf8Stream {
                 }
                 let rest = &piece[e.valid_up_to()..];
                 self.pending[..rest.len()].copy_from_slice(rest);
-                self.pending_len = rest.len();
+                // An incomplete sequence: at most 3 bytes.
+                self.pending_len = rest.len() as u8;
                 true
             }
         }

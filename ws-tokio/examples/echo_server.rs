@@ -35,6 +35,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         b.enable_all().build()?
     };
+    // One configuration shared by every connection.
+    let config = std::sync::Arc::new(config);
     rt.block_on(async move {
         let listener = TcpListener::bind(&addr).await?;
         eprintln!("echo_server listening on ws://{}", listener.local_addr()?);

@@ -105,13 +105,14 @@ where
 pub async fn accept_with<S, F>(
     io: S,
     acceptor: &TlsAcceptor,
-    config: Config,
+    config: impl Into<Arc<Config>>,
     decide: F,
 ) -> Result<WebSocket<ServerTlsStream<S>>, Error>
 where
     S: AsyncRead + AsyncWrite + Unpin,
     F: FnOnce(&http::Request<()>) -> Result<Accept, Reject>,
 {
+    let config = config.into();
     let deadline = config.handshake_timeout.map(|d| now() + d);
     let tls = with_deadline(deadline, async { Ok(acceptor.accept(io).await?) }).await?;
     crate::accept_with(tls, config, decide).await

@@ -82,9 +82,12 @@ impl Rt for AsyncStd {
         head: Vec<u8>,
     ) -> BoxFut<'static, Result<WebSocket<Self::Tcp>, Error>> {
         Box::pin(async move {
-            ws_async_std::async_std::accept_prefixed(tcp, &head, Default::default(), |_| {
-                Ok(ws_async_std::Accept::new())
-            })
+            ws_async_std::async_std::accept_prefixed(
+                tcp,
+                &head,
+                ws_async_std::Config::default(),
+                |_| Ok(ws_async_std::Accept::new()),
+            )
             .await
         })
     }
@@ -134,7 +137,7 @@ impl Rt for Smol {
         head: Vec<u8>,
     ) -> BoxFut<'static, Result<WebSocket<Self::Tcp>, Error>> {
         Box::pin(async move {
-            ws_async_std::smol::accept_prefixed(tcp, &head, Default::default(), |_| {
+            ws_async_std::smol::accept_prefixed(tcp, &head, ws_async_std::Config::default(), |_| {
                 Ok(ws_async_std::Accept::new())
             })
             .await
