@@ -194,6 +194,18 @@ impl Transport for ClientStream {
             }
         }
     }
+    fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+        match self {
+            ClientStream::Tcp(s) => Transport::set_nonblocking(s, nonblocking),
+            #[cfg(unix)]
+            ClientStream::Unix(s) => Transport::set_nonblocking(s, nonblocking),
+            #[cfg(feature = "rustls")]
+            ClientStream::Tls(m) => Transport::set_nonblocking(
+                &*m.lock().unwrap_or_else(|e| e.into_inner()),
+                nonblocking,
+            ),
+        }
+    }
 }
 
 /// Connects with options (see [`ClientOptions`]): `ws://`, `ws+unix:`,

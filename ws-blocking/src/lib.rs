@@ -77,6 +77,38 @@
 //! socket yourself (`TcpStream::set_write_timeout`) before handing it
 //! over: a write that times out is an I/O error, which ends the connection.
 //!
+//! # Answers: pongs and close echoes
+//!
+//! `recv` answers pings and close frames itself, but it never waits for
+//! the peer to take those answers: it writes them only as far as the
+//! stream takes them at once (in non-blocking mode, switched on around the
+//! write and off again before it reads or returns), and what is left stays
+//! queued. So a peer that floods pings and reads nothing cannot hold the
+//! reading thread in a write: `recv` keeps reading and delivering
+//! messages. Memory stays bounded: the core answers only the latest ping
+//! once 64 KiB wait to be written (RFC 6455 §5.5.3), and while the stream
+//! stays full `recv` tries again with a growing pause (1 ms, doubling, at
+//! most 1 s while 128 KiB or less are queued), waking from its read to do
+//! so. What is left goes out with the next `send` or `flush` (blocking, in
+//! order, before the new message), or with a later `recv` once the peer
+//! reads again.
+//!
+//! Two exceptions: data you queued with [`WebSocket::feed`] is written by
+//! `recv` blocking, as `feed` promises (the answers queued with it go out
+//! in the same write); and on a stream whose [`Transport::set_nonblocking`]
+//! returns `Unsupported` (the default, for streams of your own), `recv`
+//! writes blocking as it did before. When the connection ends, its last
+//! words (a close echo, the shutdown of the write half) get a blocking
+//! write bounded by [`Config::close_timeout`]; past that the stream is
+//! shut down both ways.
+//!
+//! `TcpStream` and `UnixStream` switch modes with their `set_nonblocking`,
+//! on every platform std supports (Windows included). Over TLS
+//! (`tls::TlsStream`, feature `rustls`), records the socket does not take stay
+//! in rustls' buffer and go out the same way. The mode belongs to the
+//! socket, not to a handle: do not write to the socket from a clone
+//! (`try_clone`) of it while a `WebSocket` or its halves use it.
+//!
 //! # Sending while another thread receives
 //!
 //! [`WebSocket::split`] gives a [`WebSocketReader`] and a
@@ -88,7 +120,10 @@
 //! reader never waits for the writer: while the writer is sending, the
 //! writer also writes the pongs and close echoes the reader queued, before
 //! it returns. The writer waits for the reader only while the reader
-//! writes a pong or a close echo.
+//! writes a pong or a close echo, which it does without waiting for the
+//! peer (see [Answers](#answers-pongs-and-close-echoes)): the reader
+//! switches the socket to non-blocking mode only while it holds the write
+//! lock, so the writer's writes stay blocking.
 //!
 //! ```no_run
 //! # fn demo() -> Result<(), ws_blocking::Error> {
@@ -147,6 +182,25 @@ const READ_BUF: usize = 64 * 1024;
 /// Slices handed to one vectored write.
 const WRITE_SLICES: usize = 64;
 
+/// After `recv` found the stream full while writing answers, it tries again
+/// this soon, then backs off (doubling) while the peer takes nothing.
+const RETRY_MIN: Duration = Duration::from_millis(1);
+
+/// The longest wait between two tries while little is queued.
+const RETRY_MAX: Duration = Duration::from_secs(1);
+
+/// With more than this queued, the wait keeps doubling past
+/// [`RETRY_MAX`] (up to [`RETRY_FAR`]): each try that finds the stream full
+/// lets the core queue one more pong (it coalesces the others), so the
+/// doubling is what bounds the queue when the peer never reads.
+const RETRY_HARD: usize = 128 * 1024;
+
+/// The longest wait between two tries.
+const RETRY_FAR: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// The largest control frame: 2 header bytes, a mask key, 125 bytes.
+const MAX_CONTROL_FRAME: usize = 131;
+
 thread_local! {
     static READ_BUFFER: RefCell<Vec<u8>> = RefCell::new(vec![0; READ_BUF]);
 }
@@ -167,6 +221,12 @@ thread_local! {
 ///   closing handshake) with [`Shutdown::Write`]. Split halves also use
 ///   [`Shutdown::Both`] in place of dropping the transport once the
 ///   connection has ended, when the other half may be blocked on it.
+/// - `set_nonblocking` (optional) lets `recv` write the answers the core
+///   queued by itself (pongs, a close echo) only as far as the stream
+///   takes them without waiting (see [Answers](crate#answers-pongs-and-close-echoes)).
+///   Without it (the default returns [`io::ErrorKind::Unsupported`]),
+///   `recv` writes them blocking, bounded only by the core's timers and
+///   the stream's write timeout.
 ///
 /// The signatures are those of [`TcpStream`], which implements it, as does
 /// `UnixStream` on Unix. For a stream without timeouts (an in-memory pipe),
@@ -192,6 +252,18 @@ pub trait Transport {
 
     /// Shuts down the read half, the write half, or both.
     fn shutdown(&self, how: Shutdown) -> io::Result<()>;
+
+    /// Moves the stream into or out of non-blocking mode: in it, a write
+    /// the stream cannot take at once fails with
+    /// [`io::ErrorKind::WouldBlock`]. The adapter turns it on only around
+    /// the writes of `recv` (which it makes under the write lock, so a
+    /// split writing half never sees it), and off again before it reads or
+    /// returns. The default returns [`io::ErrorKind::Unsupported`]: then
+    /// `recv` writes blocking.
+    fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+        let _ = nonblocking;
+        Err(io::ErrorKind::Unsupported.into())
+    }
 }
 
 impl Transport for TcpStream {
@@ -206,6 +278,9 @@ impl Transport for TcpStream {
     }
     fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         TcpStream::shutdown(self, how)
+    }
+    fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+        TcpStream::set_nonblocking(self, nonblocking)
     }
 }
 
@@ -223,6 +298,9 @@ impl Transport for std::os::unix::net::UnixStream {
     fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         std::os::unix::net::UnixStream::shutdown(self, how)
     }
+    fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+        std::os::unix::net::UnixStream::set_nonblocking(self, nonblocking)
+    }
 }
 
 impl<T: Transport + ?Sized> Transport for &T {
@@ -238,6 +316,9 @@ impl<T: Transport + ?Sized> Transport for &T {
     fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         (**self).shutdown(how)
     }
+    fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+        (**self).set_nonblocking(nonblocking)
+    }
 }
 
 impl<T: Transport + ?Sized> Transport for Box<T> {
@@ -252,6 +333,9 @@ impl<T: Transport + ?Sized> Transport for Box<T> {
     }
     fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         (**self).shutdown(how)
+    }
+    fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+        (**self).set_nonblocking(nonblocking)
     }
 }
 
@@ -357,6 +441,21 @@ struct Core {
     writer_active: bool,
     /// Set when the connection is in a [`server::Clients`] set.
     tracker: Option<server::Tracker>,
+    /// The user queued data with `feed` that is not written yet: `recv`
+    /// writes it blocking, as `feed` promises.
+    fed: bool,
+    /// `recv` last found the stream full while writing answers.
+    stall: Option<Stall>,
+    /// The stream has no non-blocking mode: `recv` writes blocking.
+    blocking_only: bool,
+}
+
+/// When `recv` tries again to write the answers a full stream did not
+/// take, and how long it waited last.
+#[derive(Debug, Clone, Copy)]
+struct Stall {
+    at: Instant,
+    wait: Duration,
 }
 
 /// What `recv` does with one event.
@@ -378,7 +477,56 @@ impl Core {
             finished: false,
             writer_active: false,
             tracker: None,
+            fed: false,
+            stall: None,
+            blocking_only: false,
         }
+    }
+
+    /// Whether `recv` writes what is queued blocking: the user fed data
+    /// (which `recv` promises to write), or the stream cannot do otherwise.
+    fn writes_blocking(&self) -> bool {
+        self.fed || self.blocking_only
+    }
+
+    /// Whether `recv` may try to write answers now.
+    fn answer_due(&self, now: Instant) -> bool {
+        self.stall.map_or(true, |s| now >= s.at)
+    }
+
+    /// When `recv`, waiting for input, must wake up to try writing again.
+    fn answer_deadline(&self) -> Option<Instant> {
+        if self.writes_blocking() || !self.conn.wants_transmit() {
+            return None;
+        }
+        self.stall.map(|s| s.at)
+    }
+
+    /// Everything queued went out.
+    fn written(&mut self) {
+        self.stall = None;
+        self.fed = false;
+    }
+
+    /// `recv`'s non-blocking write found the stream full after `wrote`
+    /// bytes. A peer that took a frame's worth is reading: try again
+    /// soon. Otherwise wait twice as long as last time.
+    fn stalled(&mut self, now: Instant, wrote: usize) {
+        let wait = match self.stall {
+            Some(s) if wrote < MAX_CONTROL_FRAME => {
+                let w = s.wait.saturating_mul(2);
+                if self.conn.buffered_amount() <= RETRY_HARD {
+                    w.min(RETRY_MAX)
+                } else {
+                    w.min(RETRY_FAR)
+                }
+            }
+            _ => RETRY_MIN,
+        };
+        self.stall = Some(Stall {
+            at: now + wait,
+            wait,
+        });
     }
 
     fn done(&self) -> bool {
@@ -522,14 +670,14 @@ impl<S: Read + Write + Transport> WebSocket<S> {
                     Step::Deliver(m, flush) => {
                         if flush {
                             // An error here is reported by a later `recv`.
-                            let _ = self.write_queued();
+                            let _ = self.write_answers();
                         }
                         return Some(Ok(m));
                     }
                     Step::End(r) => {
                         // Rule 2 of the core: last words (the shutdown of
                         // our write half), best effort.
-                        let _ = self.write_queued();
+                        self.write_last_words();
                         // A transport error is reported once, here (as in
                         // ws-tokio and ws-async-std); from now on the
                         // connection is simply closed.
@@ -542,15 +690,22 @@ impl<S: Read + Write + Transport> WebSocket<S> {
             if self.core.done() {
                 return None;
             }
-            if self.write_queued().is_err() {
+            if self.write_answers().is_err() {
                 continue; // the core saw it as the end; report it
             }
             let now = Instant::now();
-            let timeout = match self.core.conn.poll_timeout() {
-                Some(d) if d <= now => {
-                    self.core.conn.handle_timeout(now);
-                    continue;
-                }
+            let core_deadline = self.core.conn.poll_timeout();
+            if core_deadline.is_some_and(|d| d <= now) {
+                self.core.conn.handle_timeout(now);
+                continue;
+            }
+            // Wake up in time to try the answers a full stream did not take.
+            let deadline = match (core_deadline, self.core.answer_deadline()) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let timeout = match deadline {
+                Some(d) if d <= now => continue,
                 Some(d) => Some(d - now),
                 None => None,
             };
@@ -600,7 +755,9 @@ impl<S: Read + Write + Transport> WebSocket<S> {
     /// waits for input, so an echo loop of `recv` + `feed` writes all the
     /// answers to one read in one write).
     pub fn feed(&mut self, msg: impl Into<Message>) -> Result<(), Error> {
-        self.core.queue(msg.into())
+        self.core.queue(msg.into())?;
+        self.core.fed = true;
+        Ok(())
     }
 
     /// [`send`](Self::send) without compression: the message goes out
@@ -617,7 +774,9 @@ impl<S: Read + Write + Transport> WebSocket<S> {
     /// [`feed`](Self::feed) without compression, like
     /// [`send_uncompressed`](Self::send_uncompressed).
     pub fn feed_uncompressed(&mut self, msg: impl Into<Message>) -> Result<(), Error> {
-        self.core.queue_with(msg.into(), false)
+        self.core.queue_with(msg.into(), false)?;
+        self.core.fed = true;
+        Ok(())
     }
 
     /// Writes everything queued.
@@ -656,8 +815,121 @@ impl<S: Read + Write + Transport> WebSocket<S> {
         split::split(self.io, self.core, self.read_timeout)
     }
 
+    /// The writes of `recv`: what the core queued by itself (pongs, a
+    /// close echo) goes out only as far as the stream takes it without
+    /// waiting; the rest stays queued (the core coalesces pongs, and the
+    /// backoff of [`Core::stalled`] bounds how often a full stream is
+    /// tried) for the next `send`, `flush` or `recv`. Data the user queued
+    /// with `feed` is written blocking, as `feed` promises, and so is
+    /// everything on a stream without a non-blocking mode.
+    fn write_answers(&mut self) -> Result<(), Error> {
+        if let Some(e) = &self.core.io_error {
+            return Err(e.clone());
+        }
+        if !self.core.conn.wants_transmit() && self.core.stall.is_none() {
+            return Ok(());
+        }
+        if self.core.writes_blocking() {
+            return self.write_queued();
+        }
+        let now = Instant::now();
+        if !self.core.answer_due(now) {
+            return Ok(());
+        }
+        match self.io.set_nonblocking(true) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Unsupported => {
+                self.core.blocking_only = true;
+                return self.write_queued();
+            }
+            Err(e) => return Err(self.core.io_failed(e)),
+        }
+        let r = self.write_nonblocking(now);
+        // Back to blocking before anything else reads or writes.
+        if let Err(e) = self.io.set_nonblocking(false) {
+            return Err(self.core.io_failed(e));
+        }
+        r
+    }
+
+    /// The body of [`write_answers`](Self::write_answers), with the stream
+    /// in non-blocking mode.
+    fn write_nonblocking(&mut self, now: Instant) -> Result<(), Error> {
+        let mut wrote = 0;
+        loop {
+            let res = {
+                let mut slices = [IoSlice::new(&[]); WRITE_SLICES];
+                let n = self.core.conn.transmit_slices(&mut slices);
+                if n == 0 {
+                    None
+                } else if n == 1 {
+                    Some(self.io.write(&slices[0]))
+                } else {
+                    Some(self.io.write_vectored(&slices[..n]))
+                }
+            };
+            match res {
+                None => break,
+                Some(Ok(0)) => {
+                    return Err(self.core.io_failed(io::ErrorKind::WriteZero.into()));
+                }
+                Some(Ok(n)) => {
+                    self.core.conn.advance_transmit(n);
+                    wrote += n;
+                }
+                Some(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+                Some(Err(e)) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.core.stalled(now, wrote);
+                    return Ok(());
+                }
+                Some(Err(e)) => return Err(self.core.io_failed(e)),
+            }
+        }
+        // A TLS stream may still hold records the socket did not take.
+        match self.io.flush() {
+            Ok(()) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                ) =>
+            {
+                self.core.stalled(now, wrote);
+                return Ok(());
+            }
+            Err(e) => return Err(self.core.io_failed(e)),
+        }
+        self.core.written();
+        if let Some(Transmit::Shutdown) = self.core.conn.poll_shutdown() {
+            // RFC 6455 §7.1.1: our side of TCP closes now. Errors are
+            // irrelevant at this point: the peer may already be gone.
+            let _ = self.io.shutdown(Shutdown::Write);
+        }
+        Ok(())
+    }
+
+    /// The end of the connection: what is still queued (a close echo, the
+    /// shutdown of our write half) gets a blocking write bounded by
+    /// [`Config::close_timeout`]; past that the stream is shut down both
+    /// ways, so that a peer that never reads cannot hold `recv`.
+    fn write_last_words(&mut self) {
+        if !self.core.conn.wants_transmit() && self.core.stall.is_none() {
+            return;
+        }
+        let limit = Instant::now() + self.core.conn.config().close_timeout;
+        if self.write_queued_until(Some(limit)).is_err() {
+            let _ = self.io.shutdown(Shutdown::Both);
+        }
+    }
+
     /// Writes what the core queued, then shuts the write half if it asks.
     fn write_queued(&mut self) -> Result<(), Error> {
+        self.write_queued_until(None)
+    }
+
+    /// [`write_queued`](Self::write_queued), giving up with `TimedOut` at
+    /// `limit`.
+    fn write_queued_until(&mut self, limit: Option<Instant>) -> Result<(), Error> {
         if let Some(e) = &self.core.io_error {
             return Err(e.clone());
         }
@@ -667,13 +939,24 @@ impl<S: Read + Write + Transport> WebSocket<S> {
             // timers (the heartbeat's idle timeout, the close timeout) also
             // run while a peer that stopped reading blocks the write.
             let now = Instant::now();
-            let timeout = match self.core.conn.poll_timeout() {
+            if limit.is_some_and(|l| l <= now) {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the peer took nothing within the close timeout",
+                )
+                .into());
+            }
+            let deadline = match (self.core.conn.poll_timeout(), limit) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let timeout = match deadline {
                 Some(d) if d <= now && self.core.conn.wants_transmit() => {
                     self.core.conn.handle_timeout(now);
                     fired = true;
                     continue;
                 }
-                Some(d) => Some((d - now).max(Duration::from_millis(1))),
+                Some(d) => Some((d.saturating_duration_since(now)).max(Duration::from_millis(1))),
                 None => None,
             };
             if let Err(e) = self.write_timeout.set(&self.io, timeout) {
@@ -703,14 +986,16 @@ impl<S: Read + Write + Transport> WebSocket<S> {
                 // it was the user's write timeout: an I/O error.
                 Some(Err(e))
                     if is_timeout(&e)
-                        && self
+                        && (self
                             .core
                             .conn
                             .poll_timeout()
-                            .is_some_and(|d| d <= Instant::now()) => {}
+                            .is_some_and(|d| d <= Instant::now())
+                            || limit.is_some()) => {}
                 Some(Err(e)) => return Err(self.core.io_failed(e)),
             }
         }
+        self.core.written();
         // A timer ended the connection while we were writing (the peer
         // read nothing within the idle or close timeout): what was queued
         // is dropped, and `recv` reports how the connection ended.

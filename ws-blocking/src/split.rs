@@ -15,10 +15,19 @@
 //! messages, and the writer waits for the reader only while the reader
 //! writes a pong or a close echo. Nothing queued is left to nobody: each
 //! side checks for leftovers after it lets go of the write lock.
+//!
+//! The reader writes in non-blocking mode (unless the user fed data, which
+//! `recv` promises to write): what the stream does not take at once stays
+//! in the write buffer, and goes out first with the next write of either
+//! half. Only the holder of the write lock switches the mode, and turns it
+//! off before it lets go, so the writer never writes in non-blocking mode
+//! (writes happen only under the write lock, reads only on the reader's
+//! thread).
 
 use crate::{Core, Message, ReadTimeout, Step, Transport, WebSocket};
 use std::io::{Read, Write};
 use std::net::Shutdown;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::time::{Duration, Instant};
 use ws_proto::{Bytes, CloseCode, CloseInfo, Error, Transmit};
@@ -31,7 +40,16 @@ pub(crate) struct Shared<S> {
     core: Mutex<Core>,
     /// The write lock, with the buffer bytes are copied into so that they
     /// can be written without holding `core`.
-    write: Mutex<Vec<u8>>,
+    write: Mutex<Pending>,
+    /// Bytes in `write` a non-blocking write left (for `buffered_amount`).
+    unwritten: AtomicUsize,
+}
+
+/// Bytes taken from the core; `buf[pos..]` is not written yet.
+#[derive(Default)]
+struct Pending {
+    buf: Vec<u8>,
+    pos: usize,
 }
 
 pub(crate) fn split<S>(
@@ -42,7 +60,8 @@ pub(crate) fn split<S>(
     let shared = Arc::new(Shared {
         io,
         core: Mutex::new(core),
-        write: Mutex::new(Vec::new()),
+        write: Mutex::new(Pending::default()),
+        unwritten: AtomicUsize::new(0),
     });
     (
         WebSocketReader {
@@ -67,15 +86,17 @@ where
 
     /// Moves what the core queued to the stream, under the write lock.
     ///
-    /// The writing half (`writer`) waits for the write lock. The reading
-    /// half only tries it, and while the writer is active it leaves all
-    /// writing to the writer, which writes what the reader queued before it
-    /// lets go (see the recheck at the end of the loop). So the reader
-    /// never waits for the writer, and never gets stuck writing the
-    /// writer's messages.
+    /// The writing half (`writer`) waits for the write lock and writes
+    /// blocking. The reading half only tries it, and while the writer is
+    /// active it leaves all writing to the writer, which writes what the
+    /// reader queued before it lets go (see the recheck at the end of the
+    /// loop). So the reader never waits for the writer, and never gets
+    /// stuck writing the writer's messages. The reader writes only as far
+    /// as the stream takes the bytes without waiting (see the module
+    /// docs), except data the user fed.
     fn flush(&self, writer: bool) -> Result<(), Error> {
         loop {
-            let mut buf = if writer {
+            let mut w = if writer {
                 lock(&self.write)
             } else {
                 match self.write.try_lock() {
@@ -84,40 +105,44 @@ where
                     Err(TryLockError::WouldBlock) => return Ok(()),
                 }
             };
-            loop {
-                buf.clear();
-                let t = {
-                    let mut c = self.core();
-                    if let Some(e) = &c.io_error {
-                        return Err(e.clone());
-                    }
-                    if !writer && c.writer_active {
-                        return Ok(());
-                    }
-                    c.conn.poll_transmit(&mut buf)
-                };
-                match t {
-                    Some(Transmit::Data) => {
-                        if let Err(e) = (&self.io).write_all(&buf) {
-                            return Err(self.failed(e));
-                        }
-                    }
-                    Some(Transmit::Shutdown) => {
-                        // RFC 6455 §7.1.1: our side of TCP closes now.
-                        // Errors are irrelevant: the peer may be gone.
-                        let _ = (&self.io).flush();
-                        let _ = self.io.shutdown(Shutdown::Write);
-                    }
-                    None => break,
+            let now = Instant::now();
+            let nonblocking = !writer && {
+                let c = self.core();
+                if let Some(e) = &c.io_error {
+                    return Err(e.clone());
                 }
+                if c.writer_active {
+                    return Ok(());
+                }
+                if !c.writes_blocking() && !c.answer_due(now) {
+                    return Ok(());
+                }
+                !c.writes_blocking()
+            };
+            if nonblocking {
+                match self.io.set_nonblocking(true) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::Unsupported => {
+                        self.core().blocking_only = true;
+                        continue;
+                    }
+                    Err(e) => return Err(self.failed(e)),
+                }
+                let r = self.write_pending(&mut w, writer, false, now);
+                // Back to blocking before the writer can take the lock.
+                if let Err(e) = self.io.set_nonblocking(false) {
+                    return Err(self.failed(e));
+                }
+                if !r? {
+                    return Ok(()); // the stream is full: try again later
+                }
+            } else {
+                self.write_pending(&mut w, writer, true, now)?;
             }
-            if let Err(e) = (&self.io).flush() {
-                return Err(self.failed(e));
+            if w.buf.capacity() > KEEP_WRITE_BUF {
+                w.buf = Vec::new();
             }
-            if buf.capacity() > KEEP_WRITE_BUF {
-                *buf = Vec::new();
-            }
-            drop(buf);
+            drop(w);
             // The other half may have queued bytes while we held the write
             // lock, and left them to us. Checked and cleared in one critical
             // section, so that nothing queued is left to nobody.
@@ -129,6 +154,105 @@ where
                 return Ok(());
             }
         }
+    }
+
+    /// Writes what an earlier non-blocking write left, then what the core
+    /// queued, until the core has nothing more (`Ok(true)`) or, when not
+    /// `blocking`, the stream is full (`Ok(false)`: the rest stays in `w`).
+    /// The reader stops early when the writer becomes active.
+    fn write_pending(
+        &self,
+        w: &mut Pending,
+        writer: bool,
+        blocking: bool,
+        now: Instant,
+    ) -> Result<bool, Error> {
+        use std::io::ErrorKind;
+        let mut wrote = 0;
+        loop {
+            while w.pos < w.buf.len() {
+                match (&self.io).write(&w.buf[w.pos..]) {
+                    Ok(0) => return Err(self.failed(ErrorKind::WriteZero.into())),
+                    Ok(n) => {
+                        w.pos += n;
+                        wrote += n;
+                    }
+                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                    Err(e) if !blocking && e.kind() == ErrorKind::WouldBlock => {
+                        self.unwritten.store(w.buf.len() - w.pos, Ordering::Relaxed);
+                        self.core().stalled(now, wrote);
+                        return Ok(false);
+                    }
+                    Err(e) => return Err(self.failed(e)),
+                }
+            }
+            w.buf.clear();
+            w.pos = 0;
+            self.unwritten.store(0, Ordering::Relaxed);
+            let t = {
+                let mut c = self.core();
+                if let Some(e) = &c.io_error {
+                    return Err(e.clone());
+                }
+                if !writer && c.writer_active {
+                    return Ok(true);
+                }
+                let t = c.conn.poll_transmit(&mut w.buf);
+                if t.is_none() {
+                    c.written();
+                }
+                t
+            };
+            match t {
+                Some(Transmit::Data) => {}
+                Some(Transmit::Shutdown) => {
+                    // RFC 6455 §7.1.1: our side of TCP closes now.
+                    // Errors are irrelevant: the peer may be gone.
+                    let _ = (&self.io).flush();
+                    let _ = self.io.shutdown(Shutdown::Write);
+                }
+                None => break,
+            }
+        }
+        match (&self.io).flush() {
+            Ok(()) => Ok(true),
+            Err(e) if !blocking && e.kind() == ErrorKind::WouldBlock => {
+                self.core().stalled(now, wrote);
+                Ok(false)
+            }
+            Err(e) => Err(self.failed(e)),
+        }
+    }
+
+    /// The reader's last words when the connection ended: what is left
+    /// (a close echo, the shutdown of our write half) is written blocking,
+    /// each write bounded by the close timeout. Whether nothing is left.
+    fn flush_last_words(&self) -> bool {
+        let mut w = match self.write.try_lock() {
+            Ok(g) => g,
+            Err(TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(TryLockError::WouldBlock) => return false,
+        };
+        let limit = {
+            let c = self.core();
+            if c.writer_active || c.io_error.is_some() {
+                return false;
+            }
+            if !c.conn.wants_transmit() && w.pos == w.buf.len() {
+                return true;
+            }
+            c.conn.config().close_timeout
+        };
+        let user = self.io.write_timeout().unwrap_or(None);
+        let bound = user
+            .map_or(limit, |u| u.min(limit))
+            .max(Duration::from_millis(1));
+        if self.io.set_write_timeout(Some(bound)).is_err() {
+            return false;
+        }
+        let r = self.write_pending(&mut w, false, true, Instant::now());
+        let _ = self.io.set_write_timeout(user);
+        matches!(r, Ok(true)) && w.pos == w.buf.len() && !self.core().conn.wants_transmit()
     }
 
     /// The writing half's flush: `queue` runs under the core lock, and in
@@ -222,8 +346,7 @@ where
                         // the writer, it may be stuck on a peer that stopped
                         // reading: the connection is over, so stand in for
                         // dropping the transport and wake it.
-                        let done = sh.flush(false).is_ok() && !sh.core().conn.wants_transmit();
-                        if !done {
+                        if !sh.flush_last_words() {
                             let _ = sh.io.shutdown(Shutdown::Both);
                         }
                         // Reported once, as in `WebSocket::recv`.
@@ -242,15 +365,21 @@ where
                 c.conn.handle_timeout(now);
                 continue;
             }
-            let wants_transmit = c.conn.wants_transmit();
+            // Queued bytes, or bytes a full stream did not take.
+            let wants_transmit = c.conn.wants_transmit() || c.stall.is_some();
             // Commands from the writing half arm timers no sooner than this.
             let cap = c.conn.config().close_timeout;
             drop(c);
             if wants_transmit && sh.flush(false).is_err() {
                 continue; // the core saw it as the end; report it
             }
+            // Wake up in time to try what a full stream did not take.
+            let deadline = match (deadline, sh.core().answer_deadline()) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             let timeout = deadline
-                .map_or(cap, |d| (d - now).min(cap))
+                .map_or(cap, |d| d.saturating_duration_since(now).min(cap))
                 .max(Duration::from_millis(1));
             if let Err(e) = self.read_timeout.set(&sh.io, Some(timeout)) {
                 sh.core().io_failed(e);
@@ -266,7 +395,8 @@ where
         self.shared.core().close_info.clone()
     }
 
-    /// Puts the halves back together.
+    /// Puts the halves back together. What the reading half's last
+    /// non-blocking write left (a full stream) is written first, blocking.
     ///
     /// # Panics
     /// If `writer` comes from another socket.
@@ -280,8 +410,16 @@ where
             Ok(s) => s,
             Err(_) => unreachable!("both halves were given"),
         };
+        let mut core = shared.core.into_inner().unwrap_or_else(|e| e.into_inner());
+        // What a non-blocking write of the reader left goes out first.
+        let w = shared.write.into_inner().unwrap_or_else(|e| e.into_inner());
+        if w.pos < w.buf.len() && core.io_error.is_none() {
+            if let Err(e) = (&shared.io).write_all(&w.buf[w.pos..]) {
+                core.io_failed(e);
+            }
+        }
         WebSocket {
-            core: shared.core.into_inner().unwrap_or_else(|e| e.into_inner()),
+            core,
             read_timeout: self.read_timeout,
             // The halves do not change it: what is set is the user's.
             write_timeout: crate::WriteTimeout::of(&shared.io),
@@ -331,7 +469,10 @@ where
 
     /// Queues a message without writing it; see [`WebSocket::feed`].
     pub fn feed(&mut self, msg: impl Into<Message>) -> Result<(), Error> {
-        self.shared.core().queue(msg.into())
+        let mut c = self.shared.core();
+        c.queue(msg.into())?;
+        c.fed = true;
+        Ok(())
     }
 
     /// Sends a message uncompressed; see [`WebSocket::send_uncompressed`].
@@ -362,6 +503,6 @@ where
 
     /// Bytes queued and not yet written to the stream.
     pub fn buffered_amount(&self) -> usize {
-        self.shared.core().conn.buffered_amount()
+        self.shared.core().conn.buffered_amount() + self.shared.unwritten.load(Ordering::Relaxed)
     }
 }

@@ -38,7 +38,7 @@
 //! # Errors
 //!
 //! A TLS failure (untrusted certificate, wrong host name, a required
-//! client certificate missing) is an [`Error::Io`](crate::Error::Io) whose
+//! client certificate missing) is an [`Error::Io`] whose
 //! source is a [`rustls::Error`]; [`tls_error`] finds it.
 
 use crate::{is_timeout, Transport, WebSocket};
@@ -167,6 +167,12 @@ where
 
     fn write_timeout(&self) -> io::Result<Option<Duration>> {
         self.inner.borrow().sock.write_timeout()
+    }
+
+    fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+        // A record the socket does not take at once stays in rustls'
+        // buffer and goes out with the next write or flush.
+        self.inner.borrow().sock.set_nonblocking(nonblocking)
     }
 
     fn shutdown(&self, how: Shutdown) -> io::Result<()> {
