@@ -1129,6 +1129,11 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
 /// (path, headers, offered subprotocols in `Sec-WebSocket-Protocol`) and
 /// accepts (choosing a subprotocol, adding headers) or rejects with an HTTP
 /// response.
+///
+/// A decision that cannot be applied (a subprotocol the client did not
+/// offer: [`UsageError::ProtocolNotOffered`](ws_proto::UsageError)) is
+/// the server's mistake: the client gets `500 Internal Server Error`, and
+/// this returns the usage error.
 pub async fn accept_with<S, F>(
     io: S,
     config: impl Into<Arc<Config>>,
@@ -1212,19 +1217,29 @@ where
     };
     let decision = decide(&req);
     let status = decision.as_ref().err().map(|r| r.status);
-    match hs.decide(timer.now(), decision)? {
-        Ok(conn) => {
+    match hs.decide(timer.now(), decision) {
+        Ok(Ok(conn)) => {
             let mut ws = WebSocket::with_shared_timer(io, conn, timer);
             ws.flush().await?;
             Ok(ws)
         }
-        Err(mut hs) => {
+        Ok(Err(mut hs)) => {
             while let Some(Transmit::Data) = hs.poll_transmit(&mut out) {}
             write_all(&mut io, &out).await?;
             let _ = close(&mut io).await;
             Err(Error::Handshake(HandshakeError::Rejected(
                 status.unwrap_or(0),
             )))
+        }
+        Err(mut e) => {
+            // The decision is the server's mistake (say, a subprotocol the
+            // client did not offer): the client gets a 500, the caller the
+            // usage error.
+            e.refuse();
+            while let Some(Transmit::Data) = e.handshake.poll_transmit(&mut out) {}
+            let _ = write_all(&mut io, &out).await;
+            let _ = close(&mut io).await;
+            Err(e.into())
         }
     }
 }

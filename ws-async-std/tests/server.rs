@@ -302,3 +302,32 @@ on_both_runtimes!(
     routed_handle_upgrade,
     client_handle_close_and_queue_bound,
 );
+
+/// The accept callback picks a subprotocol the client did not offer: a
+/// server bug, so the client sees a 500 (not a dropped connection) and
+/// `accept_with` returns the usage error.
+#[test]
+fn unoffered_subprotocol_is_answered_with_500() {
+    smol::block_on(async {
+        let l = smol::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let server = smol::spawn(async move {
+            let (tcp, _) = l.accept().await.unwrap();
+            ws_async_std::smol::accept_with(tcp, Config::default(), |_| {
+                Ok(ws_async_std::Accept::new().protocol("mqtt"))
+            })
+            .await
+            .map(|_| ())
+        });
+        let req = http::Request::get(url(addr, "/"))
+            .header("sec-websocket-protocol", "chat")
+            .body(())
+            .unwrap();
+        let r = ws_async_std::smol::connect_with(req, Config::default()).await;
+        assert_eq!(status(r), 500);
+        assert_eq!(
+            server.await,
+            Err(Error::Usage(ws_async_std::UsageError::ProtocolNotOffered))
+        );
+    });
+}

@@ -150,6 +150,11 @@ fn accept_all(_: &http::Request<()>) -> Result<Accept, Reject> {
 /// headers, offered subprotocols in `Sec-WebSocket-Protocol`) and accepts
 /// (choosing a subprotocol, adding headers) or rejects with an HTTP
 /// response.
+///
+/// A decision that cannot be applied (a subprotocol the client did not
+/// offer: [`UsageError::ProtocolNotOffered`](crate::UsageError)) is the
+/// server's mistake: the client gets `500 Internal Server Error`, and this
+/// returns the usage error.
 pub fn accept_with<S, F>(
     io: S,
     config: impl Into<std::sync::Arc<Config>>,
@@ -185,17 +190,25 @@ where
     };
     let decision = decide(&req);
     let status = decision.as_ref().err().map(|r| r.status);
-    match hs.decide(Instant::now(), decision)? {
-        Ok(conn) => {
+    match hs.decide(Instant::now(), decision) {
+        Ok(Ok(conn)) => {
             let mut ws = WebSocket::from_connection(io, conn);
             ws.flush()?;
             Ok(ws)
         }
-        Err(mut hs) => {
+        Ok(Err(mut hs)) => {
             write_handshake(&mut io, &mut hs)?;
             Err(Error::Handshake(HandshakeError::Rejected(
                 status.unwrap_or(0),
             )))
+        }
+        Err(mut e) => {
+            // The decision is the server's mistake (say, a subprotocol the
+            // client did not offer): the client gets a 500, the caller the
+            // usage error.
+            e.refuse();
+            let _ = write_handshake(&mut io, &mut e.handshake);
+            Err(e.into())
         }
     }
 }

@@ -540,3 +540,39 @@ fn generic_stream_unix_socket_pair() {
         assert!(server.join().unwrap().is_clean());
     })
 }
+
+/// The accept callback picks a subprotocol the client did not offer: a
+/// server bug, so the client gets a 500 (not a dropped connection) and the
+/// server's `accept_with` returns the usage error.
+#[test]
+fn unoffered_subprotocol_is_answered_with_500() {
+    bounded(|| {
+        let (l, addr) = listener();
+        let server = std::thread::spawn(move || {
+            let (tcp, _) = l.accept().unwrap();
+            ws_blocking::accept_with(tcp, Config::default(), |_| {
+                Ok(ws_blocking::Accept::new().protocol("mqtt"))
+            })
+            .map(|_| ())
+        });
+        let mut tcp = std::net::TcpStream::connect(addr).unwrap();
+        tcp.set_read_timeout(Some(TEST_LIMIT)).unwrap();
+        let req = format!(
+            "GET / HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: chat\r\n\r\n"
+        );
+        tcp.write_all(req.as_bytes()).unwrap();
+        let head = read_head(&mut tcp);
+        assert!(
+            head.starts_with("HTTP/1.1 500 Internal Server Error\r\n"),
+            "{head}"
+        );
+        // Then the server closes the connection.
+        let mut rest = Vec::new();
+        tcp.read_to_end(&mut rest).unwrap();
+        assert!(rest.is_empty(), "{rest:?}");
+        assert_eq!(
+            server.join().unwrap(),
+            Err(Error::Usage(ws_blocking::UsageError::ProtocolNotOffered))
+        );
+    });
+}

@@ -180,7 +180,10 @@ impl Timers {
 pub trait Handler {
     /// Server side: decides on a complete, valid upgrade request (path,
     /// headers, offered subprotocols in `Sec-WebSocket-Protocol`). The
-    /// default accepts it with no subprotocol.
+    /// default accepts it with no subprotocol. A decision that cannot be
+    /// applied (a subprotocol the client did not offer) is answered with
+    /// `500 Internal Server Error`, and reported to
+    /// [`on_error`](Self::on_error) as the usage error.
     // The core's decision type, shared by every adapter; its error side is
     // large, which is fine once per connection.
     #[allow(clippy::result_large_err)]
@@ -460,9 +463,12 @@ impl Conn {
                             self.stage = Stage::Open(c);
                         }
                         Ok(Err(hs)) => self.stage = Stage::Refusing(hs, now + REFUSAL_TIMEOUT),
-                        Err(e) => {
-                            h.on_error(token, e.into());
-                            return false;
+                        Err(mut e) => {
+                            // The handler's mistake (say, a subprotocol the
+                            // client did not offer): the client gets a 500.
+                            e.refuse();
+                            h.on_error(token, e.error.into());
+                            self.stage = Stage::Refusing(*e.handshake, now + REFUSAL_TIMEOUT);
                         }
                     }
                 }

@@ -159,3 +159,51 @@ fn broadcast_with_a_prepared_message() {
         Err(ws_mio::ws_proto::UsageError::ServerOnly)
     );
 }
+
+/// The handler picks a subprotocol the client did not offer: a server bug,
+/// so the client gets a 500 and the end of the stream (not a silent drop),
+/// and the handler hears of the usage error.
+#[test]
+fn unoffered_subprotocol_is_answered_with_500() {
+    struct Wrong(Vec<ws_mio::Error>);
+    impl Handler for Wrong {
+        fn on_request(&mut self, _: Token, _: &http::Request<()>) -> Result<Accept, Reject> {
+            Ok(Accept::new().protocol("mqtt"))
+        }
+        fn on_event(&mut self, _: Token, _: &mut Connection, ev: Event) {
+            panic!("unexpected {ev:?}");
+        }
+        fn on_error(&mut self, _: Token, e: ws_mio::Error) {
+            self.0.push(e);
+        }
+    }
+    let mut el = EventLoop::new().unwrap();
+    let addr = listen(&mut el, Config::default());
+    let mut client = std::net::TcpStream::connect(&addr).unwrap();
+    client
+        .write_all(
+            b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+              Sec-WebSocket-Protocol: chat\r\n\r\n",
+        )
+        .unwrap();
+    let mut h = Wrong(Vec::new());
+    run_until(&mut el, &mut h, |el, h| !h.0.is_empty() && el.is_empty());
+    assert_eq!(
+        h.0,
+        [ws_mio::Error::Usage(
+            ws_mio::ws_proto::UsageError::ProtocolNotOffered
+        )]
+    );
+    client
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut all = Vec::new();
+    client.read_to_end(&mut all).unwrap();
+    let text = String::from_utf8(all).unwrap();
+    assert!(
+        text.starts_with("HTTP/1.1 500 Internal Server Error\r\n"),
+        "{text}"
+    );
+    assert!(text.ends_with("\r\n\r\n"), "{text}");
+}

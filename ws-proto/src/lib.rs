@@ -184,7 +184,7 @@ pub use client::{
 pub use close::{CloseCode, CloseFrame};
 pub use config::{Config, SendBufferPolicy};
 pub use connection::{CloseInfo, Connection, DataKind, Ending, Event, Role, State, Transmit};
-pub use decide::{Accept, Reject};
+pub use decide::{Accept, DecideError, Reject};
 pub use deflate::{DeflateConfig, DeflateParams};
 pub use error::{Error, HandshakeError, IoError, ProtocolError, UsageError};
 pub use frame::{FrameHeader, OpCode, MAX_HEADER_LEN};

@@ -1496,7 +1496,9 @@ fn decide_accepts_or_rejects() {
     let mut hs = ServerHandshake::new(now, Config::default());
     hs.handle_input(&request()).unwrap().unwrap();
     assert_eq!(
-        hs.decide(now, Ok(Accept::new().protocol("other"))).err(),
+        hs.decide(now, Ok(Accept::new().protocol("other")))
+            .err()
+            .map(|e| e.error),
         Some(UsageError::ProtocolNotOffered)
     );
 }

@@ -114,10 +114,18 @@ fn server_picks_no_subprotocol() {
 
 #[test]
 fn server_picks_a_subprotocol_that_was_not_offered() {
-    // A usage error on the server; the client sees the connection close.
+    // A usage error on the server (its bug, not the client's): the client
+    // gets a 500, the server's accept the usage error.
     let expected = vec![
         Obs::note("offered: Some(\"chat\")"),
-        Obs::Connected(Err(Error::Handshake(HandshakeError::Eof))),
+        Obs::Connected(Err(Error::Handshake(HandshakeError::UnexpectedStatus {
+            status: 500,
+            headers: vec![
+                ("content-length".into(), b"0".to_vec()),
+                ("connection".into(), b"close".to_vec()),
+            ],
+            body: Vec::new(),
+        }))),
         Obs::Accepted(Err(Error::Usage(UsageError::ProtocolNotOffered))),
     ];
     check(
