@@ -213,8 +213,8 @@ struct InFrame {
     mask: Option<[u8; 4]>,
     /// Payload bytes still to come.
     remaining: u64,
-    /// Payload bytes seen so far (the mask phase).
-    seen: usize,
+    /// Payload bytes seen so far, modulo 4: the mask phase.
+    phase: u8,
 }
 
 /// A WebSocket connection after the opening handshake: a sans-IO state
@@ -277,7 +277,6 @@ pub struct Connection {
     /// Whether the message being received is compressed (RSV1 on its
     /// first frame, RFC 7692 §6).
     msg_compressed: bool,
-    ctrl_buf: Vec<u8>,
     /// False once input must be ignored (after a close frame or a failure).
     reading: bool,
 
@@ -308,6 +307,8 @@ struct Cold {
     /// The latest ping's payload, when pongs were held back (the queue was
     /// over `PONG_QUEUE_LIMIT`).
     pending_pong: Option<Bytes>,
+    /// The payload of the control frame being received.
+    ctrl_buf: Vec<u8>,
     sent_close: Option<CloseFrame>,
     received_close: Option<CloseFrame>,
     remote_initiated: bool,
@@ -351,7 +352,6 @@ impl Connection {
             msg_frames: 0,
             msg_utf8: Utf8Stream::default(),
             msg_compressed: false,
-            ctrl_buf: Vec::new(),
             reading: true,
             out: OutQueue::default(),
             shutdown: Shutdown::No,
@@ -940,7 +940,9 @@ impl Connection {
                 self.check_data_frame(&h)?;
             }
             OpCode::Close | OpCode::Ping | OpCode::Pong => {
-                self.ctrl_buf.clear();
+                if let Some(c) = &mut self.cold {
+                    c.ctrl_buf.clear();
+                }
             }
         }
         let f = InFrame {
@@ -948,7 +950,7 @@ impl Connection {
             fin: h.fin,
             mask: h.mask,
             remaining: h.len,
-            seen: 0,
+            phase: 0,
         };
         if h.len == 0 {
             self.end_frame(now, f);
@@ -990,10 +992,11 @@ impl Connection {
     fn read_payload(&mut self, now: Instant, chunk: &[u8]) {
         let Some(mut f) = self.frame else { return };
         if f.opcode.is_control() {
-            let start = self.ctrl_buf.len();
-            self.ctrl_buf.extend_from_slice(chunk);
+            let ctrl = &mut self.cold_mut().ctrl_buf;
+            let start = ctrl.len();
+            ctrl.extend_from_slice(chunk);
             if let Some(key) = f.mask {
-                apply_mask(&mut self.ctrl_buf[start..], key, f.seen);
+                apply_mask(&mut ctrl[start..], key, usize::from(f.phase));
             }
         } else if self.msg_compressed {
             // RFC 7692 §7.2.2: inflated as it arrives, straight into the
@@ -1003,7 +1006,7 @@ impl Connection {
                 Some(d) => d.inflate(
                     chunk,
                     f.mask,
-                    f.seen,
+                    usize::from(f.phase),
                     &mut self.msg_buf,
                     self.config.max_message_size,
                 ),
@@ -1017,7 +1020,7 @@ impl Connection {
             let start = self.msg_buf.len();
             self.msg_buf.extend_from_slice(chunk);
             if let Some(key) = f.mask {
-                apply_mask(&mut self.msg_buf[start..], key, f.seen);
+                apply_mask(&mut self.msg_buf[start..], key, usize::from(f.phase));
             }
             // Fail fast: invalid UTF-8 is reported as soon as it arrives.
             if self.msg == Some(DataKind::Text) && !self.msg_utf8.feed(&self.msg_buf[start..]) {
@@ -1025,7 +1028,7 @@ impl Connection {
                 return;
             }
         }
-        f.seen += chunk.len();
+        f.phase = ((usize::from(f.phase) + chunk.len()) & 3) as u8;
         f.remaining -= chunk.len() as u64;
         if f.remaining == 0 {
             self.frame = None;
@@ -1072,7 +1075,7 @@ impl Connection {
                 }
             }
             OpCode::Ping => {
-                let payload = Bytes::copy_from_slice(&self.ctrl_buf);
+                let payload = Bytes::copy_from_slice(self.ctrl_payload());
                 // RFC 6455 §5.5.3: answering only the latest ping is allowed.
                 if self.config.auto_pong && self.sent_close().is_none() {
                     if self.out.len() < PONG_QUEUE_LIMIT {
@@ -1085,11 +1088,15 @@ impl Connection {
                 self.events.push_back(Event::Ping(payload));
             }
             OpCode::Pong => {
-                let payload = Bytes::copy_from_slice(&self.ctrl_buf);
+                let payload = Bytes::copy_from_slice(self.ctrl_payload());
                 self.events.push_back(Event::Pong(payload));
             }
             OpCode::Close => {
-                let payload = std::mem::take(&mut self.ctrl_buf);
+                let payload = self
+                    .cold
+                    .as_mut()
+                    .map(|c| std::mem::take(&mut c.ctrl_buf))
+                    .unwrap_or_default();
                 match parse_close_payload(&payload) {
                     Ok(frame) if self.has_data_events() => {
                         self.reading = false;
@@ -1235,7 +1242,9 @@ impl Connection {
         if let Some(d) = &mut self.deflate {
             d.release();
         }
-        self.ctrl_buf = Vec::new();
+        if let Some(c) = &mut self.cold {
+            c.ctrl_buf = Vec::new();
+        }
         self.events.push_back(Event::Closed(CloseInfo {
             sent: self.sent_close().cloned(),
             received: self.received_close().cloned(),
@@ -1339,6 +1348,11 @@ impl Connection {
     /// The cold part, allocated on first use.
     fn cold_mut(&mut self) -> &mut Cold {
         self.cold.get_or_insert_with(Default::default)
+    }
+
+    /// The payload of the control frame just received.
+    fn ctrl_payload(&self) -> &[u8] {
+        self.cold.as_ref().map_or(&[], |c| &c.ctrl_buf)
     }
 
     fn sent_close(&self) -> Option<&CloseFrame> {

@@ -8,7 +8,12 @@ const SHARE_THRESHOLD: usize = 4096;
 
 #[derive(Debug, Default)]
 pub(crate) struct OutQueue {
-    chunks: VecDeque<Bytes>,
+    /// Queued by reference, before `tail`: large payloads (and the
+    /// handshake response). Boxed and dropped when empty: most connections
+    /// only ever use the tail.
+    // Boxed on purpose: 8 bytes instead of 32 in every connection.
+    #[allow(clippy::box_collection)]
+    chunks: Option<Box<VecDeque<Bytes>>>,
     tail: BytesMut,
     len: usize,
 }
@@ -49,16 +54,21 @@ impl OutQueue {
     /// the tail that an idle connection would keep).
     pub(crate) fn push_chunk(&mut self, b: Bytes) {
         if !self.tail.is_empty() {
-            self.chunks.push_back(self.tail.split().freeze());
+            let head = self.tail.split().freeze();
+            self.chunks
+                .get_or_insert_with(Default::default)
+                .push_back(head);
         }
         self.len += b.len();
-        self.chunks.push_back(b);
+        self.chunks
+            .get_or_insert_with(Default::default)
+            .push_back(b);
     }
 
     /// Moves everything into `buf`.
     pub(crate) fn drain_into(&mut self, buf: &mut Vec<u8>) {
         buf.reserve(self.len);
-        for c in self.chunks.drain(..) {
+        for c in self.chunks.take().into_iter().flat_map(|d| d.into_iter()) {
             buf.extend_from_slice(&c);
         }
         buf.extend_from_slice(&self.tail);
@@ -73,6 +83,7 @@ impl OutQueue {
         for c in self
             .chunks
             .iter()
+            .flat_map(|d| d.iter())
             .map(|c| &c[..])
             .chain(std::iter::once(&self.tail[..]))
         {
@@ -92,24 +103,26 @@ impl OutQueue {
         assert!(n <= self.len, "advance past the queued bytes");
         self.len -= n;
         while n > 0 {
-            if let Some(front) = self.chunks.front_mut() {
-                if front.len() <= n {
-                    n -= front.len();
-                    self.chunks.pop_front();
-                    if self.chunks.is_empty() {
-                        // Chunks are large payloads (or the handshake
-                        // response): freeing the deque's buffer costs
-                        // nothing next to them, and idle connections do
-                        // not keep it.
-                        self.chunks = VecDeque::new();
-                    }
-                } else {
+            let Some(d) = self.chunks.as_mut() else {
+                self.tail.advance(n);
+                break;
+            };
+            match d.front_mut() {
+                Some(front) if front.len() > n => {
                     front.advance(n);
                     n = 0;
                 }
-            } else {
-                self.tail.advance(n);
-                n = 0;
+                Some(front) => {
+                    n -= front.len();
+                    d.pop_front();
+                }
+                None => {}
+            }
+            if d.is_empty() {
+                // Chunks are large payloads (or the handshake response):
+                // freeing the deque costs nothing next to them, and idle
+                // connections do not keep it.
+                self.chunks = None;
             }
         }
         if self.len == 0 && self.tail.capacity() > 64 * 1024 {
