@@ -1017,19 +1017,29 @@ where
     };
     let decision = decide(&req);
     let status = decision.as_ref().err().map(|r| r.status);
-    match hs.decide(now(), decision)? {
-        Ok(conn) => {
+    match hs.decide(now(), decision) {
+        Ok(Ok(conn)) => {
             let mut ws = WebSocket::from_connection(io, conn);
             ws.flush().await?;
             Ok(ws)
         }
-        Err(mut hs) => {
+        Ok(Err(mut hs)) => {
             while let Some(Transmit::Data) = hs.poll_transmit(&mut out) {}
             write_all(&mut io, &out).await?;
             let _ = io.shutdown().await;
             Err(Error::Handshake(HandshakeError::Rejected(
                 status.unwrap_or(0),
             )))
+        }
+        Err(mut e) => {
+            // The decision is the server's mistake (say, a subprotocol the
+            // client did not offer): the client gets a 500, the caller the
+            // usage error.
+            e.refuse();
+            while let Some(Transmit::Data) = e.handshake.poll_transmit(&mut out) {}
+            let _ = write_all(&mut io, &out).await;
+            let _ = io.shutdown().await;
+            Err(e.into())
         }
     }
 }
