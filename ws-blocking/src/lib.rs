@@ -105,7 +105,9 @@
 //! `TcpStream` and `UnixStream` switch modes with their `set_nonblocking`,
 //! on every platform std supports (Windows included). Over TLS
 //! (`tls::TlsStream`, feature `rustls`), records the socket does not take stay
-//! in rustls' buffer and go out the same way. The mode belongs to the
+//! in rustls' buffer and go out the same way: a read of a `TlsStream`
+//! writes them only as far as the socket takes them, where
+//! `rustls::Stream` would wait until all are written. The mode belongs to the
 //! socket, not to a handle: do not write to the socket from a clone
 //! (`try_clone`) of it while a `WebSocket` or its halves use it.
 //!

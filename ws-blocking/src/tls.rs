@@ -115,16 +115,88 @@ impl<C, S> TlsStream<C, S> {
     }
 }
 
+/// Reads never wait to write: unlike `rustls::Stream`, which first writes
+/// every TLS record rustls holds (blocking), a read writes them only as far
+/// as the socket takes them without waiting ([`Transport::set_nonblocking`];
+/// on a socket without it, blocking as before). Those records are what a
+/// full socket did not take from `recv`'s answers (see the crate docs), so
+/// a peer that floods pings and reads nothing cannot hold a read.
 impl<C, S, D> Read for TlsStream<C, S>
 where
     C: DerefMut + Deref<Target = rustls::ConnectionCommon<D>>,
-    S: Read + Write,
+    S: Read + Write + Transport,
     D: rustls::SideData,
 {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let Parts { conn, sock } = self.inner.get_mut();
-        rustls::Stream::new(conn, sock).read(buf)
+        if conn.is_handshaking() {
+            return rustls::Stream::new(conn, sock).read(buf);
+        }
+        push_pending(conn, sock)?;
+        loop {
+            match conn.reader().read(buf) {
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
+            // No plaintext yet: one read of TLS records (bounded by the
+            // socket's read timeout).
+            let n = conn.read_tls(sock)?;
+            let processed = conn.process_new_packets();
+            // An alert, or the answer to a key update.
+            push_pending(conn, sock)?;
+            if let Err(e) = processed {
+                return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+            }
+            if n == 0 {
+                // The end of the stream, with or without close_notify, as
+                // `rustls::Stream` reports it: what is left, then 0.
+                return Ok(conn.reader().read(buf).unwrap_or(0));
+            }
+        }
     }
+}
+
+/// On a non-blocking socket, rustls takes no plaintext while its buffer
+/// of records the socket did not take is full: `Ok(0)`, which is "would
+/// block", not the end of the stream.
+fn full_is_would_block(n: usize, empty: bool) -> io::Result<usize> {
+    if n == 0 && !empty {
+        return Err(io::ErrorKind::WouldBlock.into());
+    }
+    Ok(n)
+}
+
+/// Writes the TLS records rustls holds as far as the socket takes them
+/// without waiting; blocking on a socket without a non-blocking mode.
+fn push_pending<D, S>(conn: &mut rustls::ConnectionCommon<D>, sock: &mut S) -> io::Result<()>
+where
+    S: Write + Transport,
+{
+    if !conn.wants_write() {
+        return Ok(());
+    }
+    let blocking = match sock.set_nonblocking(true) {
+        Ok(()) => false,
+        Err(e) if e.kind() == io::ErrorKind::Unsupported => true,
+        Err(e) => return Err(e),
+    };
+    let r = loop {
+        if !conn.wants_write() {
+            break Ok(());
+        }
+        match conn.write_tls(sock) {
+            Ok(0) => break Err(io::ErrorKind::WriteZero.into()),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if !blocking && e.kind() == io::ErrorKind::WouldBlock => break Ok(()),
+            Err(e) => break Err(e),
+        }
+    };
+    if !blocking {
+        sock.set_nonblocking(false)?;
+    }
+    r
 }
 
 impl<C, S, D> Write for TlsStream<C, S>
@@ -135,14 +207,16 @@ where
 {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let Parts { conn, sock } = self.inner.get_mut();
-        rustls::Stream::new(conn, sock).write(buf)
+        let n = rustls::Stream::new(conn, sock).write(buf)?;
+        full_is_would_block(n, buf.is_empty())
     }
 
     fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
         // The adapter hands over its whole queue at once: one TLS record
         // and one write for a burst of frames.
         let Parts { conn, sock } = self.inner.get_mut();
-        rustls::Stream::new(conn, sock).write_vectored(bufs)
+        let n = rustls::Stream::new(conn, sock).write_vectored(bufs)?;
+        full_is_would_block(n, bufs.iter().all(|b| b.is_empty()))
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -181,9 +255,15 @@ where
             // Ends the TLS session cleanly before the transport's FIN.
             let Parts { conn, sock } = &mut *inner;
             conn.send_close_notify();
-            while conn.wants_write() {
-                if conn.write_tls(sock).is_err() {
-                    break;
+            if how == Shutdown::Both {
+                // Giving up on the connection: only what goes out without
+                // waiting (the peer may have stopped reading).
+                let _ = push_pending(conn, sock);
+            } else {
+                while conn.wants_write() {
+                    if conn.write_tls(sock).is_err() {
+                        break;
+                    }
                 }
             }
             let _ = sock.flush();

@@ -483,3 +483,82 @@ fn our_wss_client_against_python_websockets_server() {
     drop(peer);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A client that floods pings over TLS and reads nothing: the server's
+/// `recv` writes its pongs only as far as the socket takes them (records
+/// it does not take wait in rustls), keeps reading, delivers the text that
+/// follows the flood, and writes the rest once the client reads. Over a
+/// Unix socket pair, whose small buffers take far less than the pongs.
+#[cfg(unix)]
+#[test]
+fn ping_flood_over_tls_does_not_hold_the_server() {
+    use std::os::unix::net::UnixStream;
+    const PINGS: u32 = 20_000;
+    let pki = Pki::new();
+    let server_tls = {
+        let id = pki.issue(&["localhost"]);
+        ServerTls::new(vec![id.cert], id.key).build().unwrap()
+    };
+    let client_tls = pki.client().build().unwrap();
+    let (a, b) = UnixStream::pair().unwrap();
+    let (done_tx, done_rx) = mpsc::channel();
+    let client = thread::spawn(move || {
+        let (mut ws, _) =
+            tls::client_handshake(b, request("wss://localhost/"), config(), client_tls).unwrap();
+        let payload = |i: u32| i.to_be_bytes().repeat(31);
+        for i in 0..PINGS {
+            ws.send(Message::Ping(payload(i).into())).unwrap();
+        }
+        ws.send(Message::text("after the flood")).unwrap();
+        // Now read: pongs until the answer to the last ping.
+        let mut pongs = 0;
+        loop {
+            match ws.recv() {
+                Some(Ok(Message::Pong(p))) => {
+                    pongs += 1;
+                    if p[..] == payload(PINGS - 1)[..] {
+                        break;
+                    }
+                }
+                other => panic!("expected pongs, got {other:?}"),
+            }
+        }
+        ws.close(ws_blocking::CloseCode::NORMAL, "").unwrap();
+        while let Some(m) = ws.recv() {
+            assert!(
+                matches!(m, Ok(Message::Close(_)) | Ok(Message::Pong(_))),
+                "{m:?}"
+            );
+        }
+        pongs
+    });
+    let server = thread::spawn(move || {
+        let mut ws = tls::accept(a, server_tls).unwrap();
+        let (mut pings, mut max_queued) = (0, 0);
+        let next = loop {
+            match ws.recv() {
+                Some(Ok(Message::Ping(_))) => {
+                    pings += 1;
+                    max_queued = max_queued.max(ws.buffered_amount());
+                }
+                other => break other,
+            }
+        };
+        assert_eq!(pings, PINGS);
+        assert!(max_queued <= 192 << 10, "{max_queued} bytes queued");
+        assert_eq!(next.unwrap().unwrap(), Message::text("after the flood"));
+        match ws.recv() {
+            Some(Ok(Message::Close(_))) => {}
+            other => panic!("expected the client's close, got {other:?}"),
+        }
+        assert!(ws.recv().is_none());
+        let _ = done_tx.send(());
+    });
+    // Bounded: a server stuck in a pong write never gets here.
+    done_rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the server finished");
+    server.join().unwrap();
+    let pongs = client.join().unwrap();
+    assert!(pongs > 0 && pongs <= PINGS as usize, "{pongs} pongs");
+}
