@@ -854,23 +854,24 @@ impl<S: Read + Write + Transport> WebSocket<S> {
         r
     }
 
+    /// One write of what the core queued; `None` when nothing is.
+    fn write_some(&mut self) -> Option<io::Result<usize>> {
+        let mut slices = [IoSlice::new(&[]); WRITE_SLICES];
+        let n = self.core.conn.transmit_slices(&mut slices);
+        match n {
+            0 => None,
+            // `send` rather than a one-slice `writev`: cheaper in the kernel.
+            1 => Some(self.io.write(&slices[0])),
+            _ => Some(self.io.write_vectored(&slices[..n])),
+        }
+    }
+
     /// The body of [`write_answers`](Self::write_answers), with the stream
     /// in non-blocking mode.
     fn write_nonblocking(&mut self, now: Instant) -> Result<(), Error> {
         let mut wrote = 0;
         loop {
-            let res = {
-                let mut slices = [IoSlice::new(&[]); WRITE_SLICES];
-                let n = self.core.conn.transmit_slices(&mut slices);
-                if n == 0 {
-                    None
-                } else if n == 1 {
-                    Some(self.io.write(&slices[0]))
-                } else {
-                    Some(self.io.write_vectored(&slices[..n]))
-                }
-            };
-            match res {
+            match self.write_some() {
                 None => break,
                 Some(Ok(0)) => {
                     return Err(self.core.io_failed(io::ErrorKind::WriteZero.into()));
@@ -964,20 +965,7 @@ impl<S: Read + Write + Transport> WebSocket<S> {
             if let Err(e) = self.write_timeout.set(&self.io, timeout) {
                 return Err(self.core.io_failed(e));
             }
-            let res = {
-                let mut slices = [IoSlice::new(&[]); WRITE_SLICES];
-                let n = self.core.conn.transmit_slices(&mut slices);
-                if n == 0 {
-                    None
-                } else if n == 1 {
-                    // `send` rather than a one-slice `writev`: cheaper in
-                    // the kernel.
-                    Some(self.io.write(&slices[0]))
-                } else {
-                    Some(self.io.write_vectored(&slices[..n]))
-                }
-            };
-            match res {
+            match self.write_some() {
                 None => break,
                 Some(Ok(0)) => {
                     return Err(self.core.io_failed(io::ErrorKind::WriteZero.into()));
