@@ -286,11 +286,9 @@ impl Connector {
         let proxy = plan.proxy(|k| std::env::var(k).ok())?;
         let hs = plan.handshake(Instant::now(), seed()?)?;
         let deadline = hs.poll_timeout();
+        // Checked by the proxy handshake: no leftover before TLS.
         let (mut stream, leftover) = open(url, proxy.as_ref(), deadline)?;
         if url.is_secure() {
-            if !leftover.is_empty() {
-                return Err(HandshakeError::Proxy("data before the TLS handshake".into()).into());
-            }
             stream = self.start_tls(stream, url)?;
         }
         handshake(
@@ -400,7 +398,7 @@ fn open(
         }
         hs.handle_input(&buf[..n])?;
     }
-    Ok((ClientStream::Tcp(tcp), hs.into_leftover()))
+    Ok((ClientStream::Tcp(tcp), hs.into_leftover_for(url)?))
 }
 
 /// Runs the WebSocket handshake; on a non-101 answer, reads its body

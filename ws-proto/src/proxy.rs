@@ -341,6 +341,20 @@ impl ProxyHandshake {
         self.buf.split_off(self.done_at.min(self.buf.len()))
     }
 
+    /// [`into_leftover`](Self::into_leftover), checked against what runs
+    /// next through the tunnel to `url`. For `wss://` that is TLS, whose
+    /// server says nothing before the client's hello: bytes after the
+    /// proxy's answer are not the server's, and are an error
+    /// ([`HandshakeError::Proxy`]). For `ws://` they go to the WebSocket
+    /// handshake.
+    pub fn into_leftover_for(self, url: &ClientUrl) -> Result<Vec<u8>, HandshakeError> {
+        let leftover = self.into_leftover();
+        if url.is_secure() && !leftover.is_empty() {
+            return fail("data before the TLS handshake");
+        }
+        Ok(leftover)
+    }
+
     fn http_response(&mut self) -> Result<(), HandshakeError> {
         let from = self.scan.saturating_sub(3);
         let Some(p) = self.buf[from..].windows(4).position(|w| w == b"\r\n\r\n") else {
@@ -747,5 +761,43 @@ mod tests {
         assert!(!no_proxy_matches("h:80", "h", 81));
         assert!(!no_proxy_matches("", "h", 81));
         assert!(!no_proxy_matches(".", "h", 81));
+    }
+
+    #[test]
+    fn nothing_may_follow_the_answer_before_tls() {
+        let ws = ClientUrl::parse("ws://example.com/").unwrap();
+        let wss = ClientUrl::parse("wss://example.com/").unwrap();
+        let open = |extra: &[u8]| {
+            let mut hs = Proxy::http("p", 1).handshake("example.com", 443).unwrap();
+            let mut answer = b"HTTP/1.1 200 Connection established\r\n\r\n".to_vec();
+            answer.extend_from_slice(extra);
+            assert_eq!(hs.handle_input(&answer), Ok(true));
+            hs
+        };
+        // Nothing after the answer: fine either way.
+        assert_eq!(open(b"").into_leftover_for(&wss), Ok(Vec::new()));
+        assert_eq!(open(b"").into_leftover_for(&ws), Ok(Vec::new()));
+        // Bytes after it go to the WebSocket handshake over ws://, and are
+        // an error before TLS.
+        assert_eq!(
+            open(b"HTTP/1.1 101").into_leftover_for(&ws),
+            Ok(b"HTTP/1.1 101".to_vec())
+        );
+        assert_eq!(
+            open(b"\x16\x03").into_leftover_for(&wss),
+            Err(HandshakeError::Proxy(
+                "data before the TLS handshake".into()
+            ))
+        );
+        // Also from SOCKS5: its reply, then a stray byte.
+        let mut hs = Proxy::socks5("p", 1).handshake("example.com", 443).unwrap();
+        drive(&mut hs);
+        assert_eq!(hs.handle_input(&[5, 0]), Ok(false));
+        drive(&mut hs);
+        assert_eq!(
+            hs.handle_input(&[5, 0, 0, 1, 127, 0, 0, 1, 1, 187, 0x16]),
+            Ok(true)
+        );
+        assert!(hs.into_leftover_for(&wss).is_err());
     }
 }

@@ -195,13 +195,9 @@ impl Connector {
         let deadline = hs.poll_timeout();
         let limit = plan.options().response_body_limit();
         let (stream, leftover) = crate::with_deadline(deadline, async {
+            // Checked by the proxy handshake: no leftover before TLS.
             let (stream, leftover) = open(url, proxy.as_ref()).await?;
             if url.is_secure() {
-                if !leftover.is_empty() {
-                    return Err(
-                        HandshakeError::Proxy("data before the TLS handshake".into()).into(),
-                    );
-                }
                 return Ok((self.start_tls(stream, url).await?, leftover));
             }
             Ok((stream, leftover))
@@ -282,7 +278,7 @@ async fn open(url: &ClientUrl, proxy: Option<&Proxy>) -> Result<(ClientStream, V
         }
         hs.handle_input(&buf[..n])?;
     }
-    Ok((ClientStream::Tcp(tcp), hs.into_leftover()))
+    Ok((ClientStream::Tcp(tcp), hs.into_leftover_for(url)?))
 }
 
 /// Runs the WebSocket handshake; on a non-101 answer, reads its body
