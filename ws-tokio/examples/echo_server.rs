@@ -42,11 +42,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         eprintln!("echo_server listening on ws://{}", listener.local_addr()?);
         loop {
             let (tcp, _) = listener.accept().await?;
-            let config = config.clone();
+            let _ = tcp.set_nodelay(true);
+            // Created before the spawn, the handshake future is all the
+            // task keeps of the socket and the config (one pointer, the
+            // handshake's state being boxed and freed once it is done):
+            // this keeps every connection's task small.
+            let accepting =
+                ws_tokio::accept_with(tcp, config.clone(), |_| Ok(ws_tokio::Accept::new()));
             tokio::spawn(async move {
-                let _ = tcp.set_nodelay(true);
-                let accepted = ws_tokio::accept_with(tcp, config, |_| Ok(ws_tokio::Accept::new()));
-                let Ok(mut ws) = accepted.await else {
+                let Ok(mut ws) = accepting.await else {
                     return;
                 };
                 while let Some(msg) = ws.recv().await {
