@@ -122,7 +122,7 @@ use std::pin::{pin, Pin};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Instant;
-use ws_proto::{ClientHandshake, Connection, Ending, Event, ServerHandshake, Transmit};
+use ws_proto::{ClientHandshake, Connection, Event, ServerHandshake, Transmit};
 
 pub use ws_proto::{
     http, Accept, CloseCode, CloseFrame, CloseInfo, Config, DeflateConfig, Error, HandshakeError,
@@ -257,6 +257,9 @@ pub mod tls;
 const READ_PAUSE: usize = 1 << 20;
 
 /// Size of the shared per-thread read buffer.
+/// Most slices handed to one vectored write.
+const WRITE_SLICES: usize = 32;
+
 const READ_BUF: usize = 64 * 1024;
 
 thread_local! {
@@ -318,8 +321,6 @@ enum Shut {
 struct Inner<S> {
     io: S,
     conn: Connection,
-    wbuf: Vec<u8>,
-    wpos: usize,
     shut: Shut,
     /// Shuts the write half where `poll_close` of the stream does not
     /// (async-std's `TcpStream` only flushes there).
@@ -348,8 +349,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
         Inner {
             io,
             conn,
-            wbuf: Vec::new(),
-            wpos: 0,
             shut: Shut::No,
             shutdown_write: None,
             write_waker: Waker::from(write_wakers.clone()),
@@ -381,25 +380,32 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
         self.write_wakers.register(side, cx.waker());
         let mut wcx = Context::from_waker(&self.write_waker);
         loop {
-            while self.wpos < self.wbuf.len() {
-                match Pin::new(&mut self.io).poll_write(&mut wcx, &self.wbuf[self.wpos..]) {
+            // Vectored writes straight from the core's queue: large
+            // payloads are not copied into a write buffer, and the frames
+            // queued since the last write go out in one system call (one
+            // slice with `send`, cheaper than a one-slice `writev`).
+            let mut slices = [io::IoSlice::new(&[]); WRITE_SLICES];
+            let n = self.conn.transmit_slices(&mut slices);
+            if n > 0 {
+                let res = if n == 1 {
+                    Pin::new(&mut self.io).poll_write(&mut wcx, &slices[0])
+                } else {
+                    Pin::new(&mut self.io).poll_write_vectored(&mut wcx, &slices[..n])
+                };
+                match res {
                     Poll::Ready(Ok(0)) => {
                         return Poll::Ready(Err(self.io_failed(io::ErrorKind::WriteZero.into())))
                     }
-                    Poll::Ready(Ok(n)) => self.wpos += n,
+                    Poll::Ready(Ok(w)) => {
+                        self.conn.advance_transmit(w);
+                        continue;
+                    }
                     Poll::Ready(Err(e)) => return Poll::Ready(Err(self.io_failed(e))),
                     Poll::Pending => return Poll::Pending,
                 }
             }
-            self.wbuf.clear();
-            self.wpos = 0;
-            if self.wbuf.capacity() > READ_BUF {
-                self.wbuf = Vec::new();
-            }
-            match self.conn.poll_transmit(&mut self.wbuf) {
-                Some(Transmit::Data) => continue,
-                Some(Transmit::Shutdown) => self.shut = Shut::Wanted,
-                None => {}
+            if let Some(Transmit::Shutdown) = self.conn.poll_shutdown() {
+                self.shut = Shut::Wanted;
             }
             if self.shut == Shut::Wanted {
                 // RFC 6455 §7.1.1: our side of TCP closes now (for a TCP
@@ -425,13 +431,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
                 other => other.map(|_| Ok(())),
             };
         }
-    }
-
-    /// Forgets the bytes taken from the core and not yet written (the
-    /// connection ended on a timer; the peer reads nothing).
-    fn drop_unwritten(&mut self) {
-        self.wbuf.clear();
-        self.wpos = 0;
     }
 
     /// Arms the sleep for the core's next deadline and fires
@@ -480,9 +479,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
                 return Poll::Pending;
             }
             if self.timer_closed {
-                // The shutdown the core asks for, best effort, without
-                // what the peer did not take.
-                self.drop_unwritten();
+                // The shutdown the core asks for, best effort (the core
+                // dropped what the peer did not take).
                 let _ = self.poll_flush(cx, Side::Write);
                 return Poll::Ready(Err(io::Error::new(
                     io::ErrorKind::TimedOut,
@@ -521,11 +519,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
                     }
                     Event::Pong(p) => return Poll::Ready(Some(Ok(Message::Pong(p)))),
                     Event::Closed(info) => {
-                        if matches!(info.ending, Ending::Timeout | Ending::IdleTimeout) {
-                            // A timer ended it: the peer did not take what
-                            // we had, so let the shutdown go out now.
-                            self.drop_unwritten();
-                        }
                         // Last words (a shutdown after a timeout): best effort.
                         let _ = self.poll_flush(cx, Side::Read);
                         self.close_info = Some(info.clone());
@@ -546,7 +539,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
                 // stop reading what it sends (but keep the timers running:
                 // the heartbeat is what drops a peer that stopped reading
                 // for good).
-                Poll::Pending => self.conn.buffered_amount() + self.wbuf.len() > READ_PAUSE,
+                Poll::Pending => self.conn.buffered_amount() > READ_PAUSE,
                 _ => false,
             };
             if self.tracker.as_ref().is_some_and(|t| t.stalled()) && !self.conn.should_wait() {
@@ -629,7 +622,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
     }
 
     fn buffered_amount(&self) -> usize {
-        self.conn.buffered_amount() + self.wbuf.len() - self.wpos
+        self.conn.buffered_amount()
     }
 }
 
