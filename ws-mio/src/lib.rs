@@ -102,6 +102,9 @@ pub const LISTENER: Token = Token(usize::MAX);
 pub const WAKER: Token = Token(usize::MAX - 1);
 
 /// Size of the read buffer shared by all connections.
+/// Most slices handed to one vectored write.
+const WRITE_SLICES: usize = 32;
+
 const READ_BUF: usize = 64 * 1024;
 /// Reads per connection per turn before the others get their turn.
 const READS_PER_TURN: usize = 16;
@@ -308,6 +311,9 @@ struct Conn {
     /// Bytes the socket did not take yet, from `pending_off` on.
     pending: Vec<u8>,
     pending_off: usize,
+    /// The socket refused part of the open connection's queue (which stays
+    /// in the core: written from there, without a copy).
+    blocked: bool,
     /// The interest registered with the poller.
     interest: Interest,
     /// The deadline registered in [`Timers`].
@@ -330,6 +336,7 @@ impl Conn {
             write_shut: false,
             pending: Vec::new(),
             pending_off: 0,
+            blocked: false,
             interest: if tcp_connected {
                 Interest::READABLE
             } else {
@@ -342,7 +349,7 @@ impl Conn {
     }
 
     fn has_pending(&self) -> bool {
-        self.pending_off < self.pending.len()
+        self.pending_off < self.pending.len() || self.blocked
     }
 
     /// Runs the connection until it waits for the socket or a timer.
@@ -541,6 +548,7 @@ impl Conn {
         self.write_shut = true;
         self.pending = Vec::new();
         self.pending_off = 0;
+        self.blocked = false;
         h.on_error(token, e.into());
         match &mut self.stage {
             Stage::Open(c) if !c.is_closed() => {
@@ -557,13 +565,14 @@ impl Conn {
     fn flush(&mut self, wbuf: &mut Vec<u8>) -> io::Result<()> {
         if self.write_shut {
             // Nothing can be written any more: discard what is queued.
+            self.blocked = false;
             wbuf.clear();
             while self.stage.poll_transmit(wbuf).is_some() {
                 wbuf.clear();
             }
             return Ok(());
         }
-        if self.has_pending() {
+        if self.pending_off < self.pending.len() {
             match write_some(&mut self.sock, &self.pending[self.pending_off..])? {
                 n if self.pending_off + n < self.pending.len() => {
                     self.pending_off += n;
@@ -572,6 +581,34 @@ impl Conn {
                 _ => {
                     self.pending = Vec::new();
                     self.pending_off = 0;
+                }
+            }
+        }
+        if let Stage::Open(c) = &mut self.stage {
+            // Vectored writes straight from the core's queue: large
+            // payloads are not copied, and the frames queued since the last
+            // write go out in one system call (`send` for a single slice).
+            self.blocked = false;
+            loop {
+                let mut slices = [io::IoSlice::new(&[]); WRITE_SLICES];
+                let n = c.transmit_slices(&mut slices);
+                if n == 0 {
+                    break;
+                }
+                let res = if n == 1 {
+                    self.sock.write(&slices[0])
+                } else {
+                    self.sock.write_vectored(&slices[..n])
+                };
+                match res {
+                    Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                    Ok(w) => c.advance_transmit(w),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        self.blocked = true;
+                        return Ok(());
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
                 }
             }
         }
