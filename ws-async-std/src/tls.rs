@@ -45,7 +45,7 @@
 //! # Errors
 //!
 //! A TLS failure (untrusted certificate, wrong host name, a required
-//! client certificate missing) is an [`Error::Io`](crate::Error::Io) whose
+//! client certificate missing) is an [`Error::Io`] whose
 //! source is a [`rustls::Error`]; [`tls_error`] finds it.
 
 use crate::{before, Timer, WebSocket};
