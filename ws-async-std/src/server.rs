@@ -173,7 +173,7 @@ impl Upgrader {
     {
         let mut seen: Option<(http::Request<()>, Option<String>)> = None;
         let policy = &self.policy;
-        let config = policy.config().clone();
+        let config = policy.shared_config();
         let res = crate::accept_prefixed(io, head, config, self.timer.clone(), |req| {
             let d = policy.decide(req);
             let protocol = d.as_ref().ok().and_then(|a| a.protocol.clone());

@@ -437,7 +437,7 @@ impl Upgrader {
     {
         let mut seen: Option<(http::Request<()>, Option<String>)> = None;
         let policy = &self.policy;
-        let ws = crate::accept_prefixed(io, head, policy.config().clone(), |req| {
+        let ws = crate::accept_prefixed(io, head, policy.shared_config(), |req| {
             let d = policy.decide(req);
             let protocol = d.as_ref().ok().and_then(|a| a.protocol.clone());
             seen = Some((req.clone(), protocol));

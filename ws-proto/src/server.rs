@@ -110,6 +110,13 @@ impl ServerPolicy {
         &self.config
     }
 
+    /// The same configuration, shared: handing this to an accept function
+    /// (rather than a clone of [`config`](Self::config)) lets every
+    /// connection of the server point to one copy.
+    pub fn shared_config(&self) -> Arc<Config> {
+        self.config.clone()
+    }
+
     /// Largest message accepted, in bytes (`maxPayload` in `ws`): sets
     /// [`Config::max_message_size`] and caps [`Config::max_frame_size`] to it.
     /// Larger messages close the connection with 1009.

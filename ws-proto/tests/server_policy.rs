@@ -389,3 +389,17 @@ fn request_info_accessors() {
     assert_eq!(none.client_ip(1), None);
     assert!(none.forwarded_for().is_empty());
 }
+
+/// One configuration for every connection of a server: `shared_config`
+/// hands out the policy's own copy (issue 5: memory per connection).
+#[test]
+fn shared_config_is_the_policys_copy() {
+    let policy = ServerPolicy::new().max_payload(1000);
+    let a = policy.shared_config();
+    let b = policy.shared_config();
+    assert!(std::sync::Arc::ptr_eq(&a, &b));
+    assert!(std::ptr::eq(policy.config(), &*a));
+    let conn = ws_proto::Connection::server(a);
+    assert!(std::ptr::eq(conn.config(), policy.config()));
+    assert_eq!(conn.config().max_message_size, 1000);
+}
