@@ -15,16 +15,20 @@ pub(crate) struct OutQueue {
     #[allow(clippy::box_collection)]
     chunks: Option<Box<VecDeque<Bytes>>>,
     tail: BytesMut,
-    len: usize,
+    // No byte count: it is the tail's length plus the chunks' (usually
+    // none), and a field would cost every connection 8 bytes.
 }
 
 impl OutQueue {
     pub(crate) fn len(&self) -> usize {
-        self.len
+        let chunks = self.chunks.as_ref();
+        self.tail.len() + chunks.map_or(0, |d| d.iter().map(Bytes::len).sum())
     }
 
+    /// Chunks are never empty and their deque is dropped with the last
+    /// one, so this does not walk them.
     pub(crate) fn is_empty(&self) -> bool {
-        self.len == 0
+        self.tail.is_empty() && self.chunks.is_none()
     }
 
     /// Appends bytes by copy, returning the offset in the tail where they
@@ -32,7 +36,6 @@ impl OutQueue {
     pub(crate) fn extend(&mut self, b: &[u8]) -> usize {
         let start = self.tail.len();
         self.tail.extend_from_slice(b);
-        self.len += b.len();
         start
     }
 
@@ -53,13 +56,15 @@ impl OutQueue {
     /// response: its buffer is freed once written, instead of becoming
     /// the tail that an idle connection would keep).
     pub(crate) fn push_chunk(&mut self, b: Bytes) {
+        if b.is_empty() {
+            return;
+        }
         if !self.tail.is_empty() {
             let head = self.tail.split().freeze();
             self.chunks
                 .get_or_insert_with(Default::default)
                 .push_back(head);
         }
-        self.len += b.len();
         self.chunks
             .get_or_insert_with(Default::default)
             .push_back(b);
@@ -67,13 +72,12 @@ impl OutQueue {
 
     /// Moves everything into `buf`.
     pub(crate) fn drain_into(&mut self, buf: &mut Vec<u8>) {
-        buf.reserve(self.len);
+        buf.reserve(self.len());
         for c in self.chunks.take().into_iter().flat_map(|d| d.into_iter()) {
             buf.extend_from_slice(&c);
         }
         buf.extend_from_slice(&self.tail);
         self.tail.clear();
-        self.len = 0;
     }
 
     /// Fills `dst` with the queued chunks in order; returns how many slices
@@ -100,8 +104,7 @@ impl OutQueue {
 
     /// Drops the first `n` queued bytes (they were written).
     pub(crate) fn advance(&mut self, mut n: usize) {
-        assert!(n <= self.len, "advance past the queued bytes");
-        self.len -= n;
+        assert!(n <= self.len(), "advance past the queued bytes");
         while n > 0 {
             let Some(d) = self.chunks.as_mut() else {
                 self.tail.advance(n);
@@ -125,7 +128,7 @@ impl OutQueue {
                 self.chunks = None;
             }
         }
-        if self.len == 0 && self.tail.capacity() > 64 * 1024 {
+        if self.is_empty() && self.tail.capacity() > 64 * 1024 {
             // Do not keep a burst's buffer around on an idle connection.
             self.tail = BytesMut::new();
         }

@@ -7,9 +7,11 @@ use ws_proto::Connection;
 #[test]
 fn connection_stays_small() {
     let n = std::mem::size_of::<Connection>();
-    // 192 bytes when written (x86_64; 944 at first): the config is shared
-    // (`Arc`), and the client-only mask RNG, the deflate state and the
-    // closing/timer state are boxed on first use. Raise the bound only
-    // with a reason.
-    assert!(n <= 224, "Connection is {n} bytes");
+    // 160 bytes (x86_64; 944 at first): the config is shared (`Arc`), the
+    // client-only mask RNG, the deflate state and the closing/timer state
+    // are boxed on first use, and the send queue keeps no byte count.
+    // ws-tokio boxes it with its socket into 216 bytes, one 224-byte
+    // block of glibc's; a larger connection means a larger block. Raise
+    // the bound only with a reason.
+    assert!(n <= 160, "Connection is {n} bytes");
 }
