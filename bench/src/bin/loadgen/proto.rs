@@ -615,8 +615,7 @@ impl Rx {
                 }
                 self.in_msg = false;
                 on_msg()?;
-                self.seq = self.seq.wrapping_add(1);
-                self.cur_stamp = stamp(self.seq);
+                self.next_message();
             }
             OP_CLOSE => {
                 let code =
@@ -626,6 +625,41 @@ impl Rx {
             _ => {} // non-final data frame, ping, pong
         }
         Ok(())
+    }
+
+    fn next_message(&mut self) {
+        self.seq = self.seq.wrapping_add(1);
+        self.cur_stamp = stamp(self.seq);
+    }
+
+    /// The common case, checked without the byte-wise state machine: `data`
+    /// starts with a whole uncompressed single-frame echo of the expected
+    /// length (and no frame is partly parsed). Returns its length in bytes
+    /// after verifying its payload, or `None` when the general path must
+    /// look at it (anything else, mismatches included: that path reports
+    /// the first wrong byte).
+    fn whole_message(&self, data: &[u8], exp: &Expect) -> Option<usize> {
+        if self.hdr_have != 0 || self.in_msg || data.len() < 2 {
+            return None;
+        }
+        // FIN, no RSV bits, the expected opcode; unmasked.
+        if data[0] != 0x80 | exp.opcode || data[1] & 0x80 != 0 {
+            return None;
+        }
+        let len = exp.template.len();
+        let (hlen, flen) = match data[1] {
+            126 if data.len() >= 4 => (4, usize::from(u16::from_be_bytes([data[2], data[3]]))),
+            n if n < 126 => (2, usize::from(n)),
+            _ => return None,
+        };
+        // The shortest encoding only: anything else goes the long way.
+        if flen != len || (hlen == 4) != (126..=0xFFFF).contains(&len) || data.len() < hlen + len {
+            return None;
+        }
+        let payload = &data[hlen..hlen + len];
+        let n = STAMP_LEN.min(len);
+        (payload[..n] == self.cur_stamp[..n] && payload[n..] == exp.template[n..])
+            .then_some(hlen + len)
     }
 
     /// Consumes bytes from the server. `on_msg` runs once per complete,
@@ -642,6 +676,12 @@ impl Rx {
                 return Err("data after a close frame".into());
             }
             if !self.in_frame {
+                if let Some(n) = self.whole_message(data, exp) {
+                    on_msg()?;
+                    self.next_message();
+                    data = &data[n..];
+                    continue;
+                }
                 loop {
                     let need = self.header_need();
                     if self.hdr_have >= need {
@@ -774,6 +814,42 @@ mod tests {
             }
             assert_eq!(got, 2);
             assert_eq!(close, Some(Some(1000)));
+        }
+    }
+
+    #[test]
+    fn many_whole_echoes_in_one_read() {
+        for size in [0usize, 5, 16, 125, 126, 1024, 70_000] {
+            let exp = Expect {
+                opcode: OP_BINARY,
+                template: payload_template(size),
+            };
+            let mut stream = Vec::new();
+            for seq in 0..16 {
+                stream.extend(server_frame(OP_BINARY, true, &message(size, seq)));
+            }
+            let mut rx = Rx::new();
+            let mut got = 0;
+            rx.feed(&stream, &exp, || {
+                got += 1;
+                Ok(())
+            })
+            .unwrap();
+            assert_eq!((got, rx.seq), (16, 16), "size {size}");
+            // The 10th echo repeats the 9th: found, with its number.
+            let mut stream = Vec::new();
+            for seq in (0..9).chain([8]).chain(10..16) {
+                stream.extend(server_frame(OP_BINARY, true, &message(size, seq)));
+            }
+            let mut rx = Rx::new();
+            let r = rx.feed(&stream, &exp, || Ok(()));
+            if size < STAMP_LEN {
+                // Too short to hold the digit in which 8 and 9 differ.
+                assert!(r.is_ok(), "size {size}");
+            } else {
+                let err = r.unwrap_err();
+                assert!(err.contains("message #9 "), "size {size}: {err}");
+            }
         }
     }
 
