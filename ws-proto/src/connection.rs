@@ -11,7 +11,8 @@ use crate::out::OutQueue;
 use crate::prepared::{PreparedFrame, PreparedMessage};
 use crate::rng::Rng;
 use crate::utf8::Utf8Stream;
-use bytes::Bytes;
+use bytes::buf::Limit;
+use bytes::{BufMut, Bytes};
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Arc;
@@ -492,6 +493,61 @@ impl Connection {
                 }
             }
         }
+    }
+
+    /// Reads the rest of a large frame straight into the message: for
+    /// adapters whose transport can read into uninitialized memory (tokio's
+    /// `ReadBuf`, `bytes::BufMut`), this saves the copy from their read
+    /// buffer and lets one read take more than that buffer holds.
+    ///
+    /// When the connection is inside the payload of an uncompressed data
+    /// frame with at least `at_least` bytes still to come (pass the size of
+    /// your read buffer: below that, a normal read may also take the frames
+    /// that follow), `read` gets the message's buffer, limited to what it
+    /// may take (at most the rest of the frame, at most 1 MiB), and must
+    /// only append to it through [`BufMut`](bytes::BufMut) (as
+    /// `tokio_util::io::poll_read_buf` does). What it appended is then
+    /// handled like [`handle_input`](Self::handle_input) would: unmasked,
+    /// checked, counted as a sign of life. Returns `read`'s result, or
+    /// `None` (without calling it) otherwise: then read into your own
+    /// buffer and call `handle_input`. A read of 0 bytes is the caller's
+    /// to report (end of stream: [`handle_eof`](Self::handle_eof)).
+    ///
+    /// # Panics
+    /// If `read` removed bytes from the buffer.
+    pub fn read_direct<R>(
+        &mut self,
+        now: Instant,
+        at_least: usize,
+        read: impl FnOnce(&mut Limit<&mut Vec<u8>>) -> R,
+    ) -> Option<R> {
+        let f = self.frame?;
+        if !self.reading
+            || f.opcode.is_control()
+            || self.msg_compressed
+            || f.remaining < at_least.max(1) as u64
+        {
+            return None;
+        }
+        // Never more than 1 MiB ahead of what arrived (see
+        // `check_data_frame`); a single-frame message is already sized.
+        let want = f.remaining.min(1 << 20) as usize;
+        self.msg_buf.reserve(want);
+        let start = self.msg_buf.len();
+        let r = read(&mut (&mut self.msg_buf).limit(want));
+        let end = self.msg_buf.len();
+        assert!(end >= start, "read_direct: the buffer must only grow");
+        let n = (end - start).min(want);
+        self.msg_buf.truncate(start + n);
+        if n > 0 {
+            if self.state == State::Open {
+                self.touch(now);
+            }
+            if self.payload_landed(now, f, start) {
+                self.frame_advanced(now, f, n);
+            }
+        }
+        Some(r)
     }
 
     /// Reports that the transport's read half ended (or the transport
@@ -994,7 +1050,7 @@ impl Connection {
     }
 
     fn read_payload(&mut self, now: Instant, chunk: &[u8]) {
-        let Some(mut f) = self.frame else { return };
+        let Some(f) = self.frame else { return };
         if f.opcode.is_control() {
             let ctrl = &mut self.cold_mut().ctrl_buf;
             let start = ctrl.len();
@@ -1023,17 +1079,32 @@ impl Connection {
             // One copy from the transport's buffer, unmasked in place.
             let start = self.msg_buf.len();
             self.msg_buf.extend_from_slice(chunk);
-            if let Some(key) = f.mask {
-                apply_mask(&mut self.msg_buf[start..], key, usize::from(f.phase));
-            }
-            // Fail fast: invalid UTF-8 is reported as soon as it arrives.
-            if self.msg == Some(DataKind::Text) && !self.msg_utf8.feed(&self.msg_buf[start..]) {
-                self.fail(now, ProtocolError::InvalidUtf8);
+            if !self.payload_landed(now, f, start) {
                 return;
             }
         }
-        f.phase = ((usize::from(f.phase) + chunk.len()) & 3) as u8;
-        f.remaining -= chunk.len() as u64;
+        self.frame_advanced(now, f, chunk.len());
+    }
+
+    /// Payload bytes of the current (uncompressed data) frame were appended
+    /// to `msg_buf` from `start`: unmasks them in place and checks UTF-8.
+    /// `false` if that failed the connection.
+    fn payload_landed(&mut self, now: Instant, f: InFrame, start: usize) -> bool {
+        if let Some(key) = f.mask {
+            apply_mask(&mut self.msg_buf[start..], key, usize::from(f.phase));
+        }
+        // Fail fast: invalid UTF-8 is reported as soon as it arrives.
+        if self.msg == Some(DataKind::Text) && !self.msg_utf8.feed(&self.msg_buf[start..]) {
+            self.fail(now, ProtocolError::InvalidUtf8);
+            return false;
+        }
+        true
+    }
+
+    /// `n` more payload bytes of frame `f` were handled.
+    fn frame_advanced(&mut self, now: Instant, mut f: InFrame, n: usize) {
+        f.phase = ((usize::from(f.phase) + n) & 3) as u8;
+        f.remaining -= n as u64;
         if f.remaining == 0 {
             self.frame = None;
             self.end_frame(now, f);

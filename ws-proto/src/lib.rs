@@ -16,7 +16,9 @@
 //!
 //! # The four method families
 //!
-//! - inputs, `handle_*`: what the transport and the clock did;
+//! - inputs, `handle_*`: what the transport and the clock did (and
+//!   [`Connection::read_direct`], optional: the rest of a large frame read
+//!   from the transport straight into the message);
 //! - commands, `send_*` and `close`: what the application wants; caller
 //!   mistakes are `Err(UsageError)` and leave the state unchanged;
 //! - outputs, `poll_*`: what the driver must do now;

@@ -462,6 +462,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
             if paused {
                 return Poll::Pending;
             }
+            // The rest of a large frame goes straight into the message:
+            // no copy out of the read buffer, and reads larger than it.
+            let direct = self.conn.read_direct(now(), READ_BUF, |buf| {
+                tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, buf)
+            });
+            if let Some(res) = direct {
+                match res {
+                    Poll::Ready(Ok(0)) => self.conn.handle_eof(now()),
+                    Poll::Ready(Ok(_)) => {}
+                    Poll::Ready(Err(e)) => {
+                        self.io_failed(e);
+                    }
+                    Poll::Pending => return Poll::Pending,
+                }
+                continue;
+            }
             let res = with_read_buffer(|buf| {
                 let mut rb = ReadBuf::new(buf);
                 match Pin::new(&mut self.io).poll_read(cx, &mut rb) {
