@@ -5,7 +5,7 @@ use crate::config::{Config, SendBufferPolicy};
 use crate::deflate::{Deflate, DeflateParams, InflateError};
 use crate::error::{parse_close_payload, Error, ProtocolError, UsageError};
 use crate::frame::{FrameHeader, OpCode, MAX_HEADER_LEN};
-use crate::mask::apply_mask;
+use crate::mask::{apply_mask, extend_unmasked};
 use crate::message::{Message, Utf8Bytes};
 use crate::out::OutQueue;
 use crate::prepared::{PreparedFrame, PreparedMessage};
@@ -508,7 +508,9 @@ impl Connection {
     /// only append to it through [`BufMut`](bytes::BufMut) (as
     /// `tokio_util::io::poll_read_buf` does). What it appended is then
     /// handled like [`handle_input`](Self::handle_input) would: unmasked,
-    /// checked, counted as a sign of life. Returns `read`'s result, or
+    /// checked, counted as a sign of life (at the time `clock` gives: it is
+    /// called only when bytes arrived, so an adapter can try this before
+    /// every read at no cost). Returns `read`'s result, or
     /// `None` (without calling it) otherwise: then read into your own
     /// buffer and call `handle_input`. A read of 0 bytes is the caller's
     /// to report (end of stream: [`handle_eof`](Self::handle_eof)).
@@ -517,7 +519,7 @@ impl Connection {
     /// If `read` removed bytes from the buffer.
     pub fn read_direct<R>(
         &mut self,
-        now: Instant,
+        clock: impl FnOnce() -> Instant,
         at_least: usize,
         read: impl FnOnce(&mut Limit<&mut Vec<u8>>) -> R,
     ) -> Option<R> {
@@ -540,10 +542,14 @@ impl Connection {
         let n = (end - start).min(want);
         self.msg_buf.truncate(start + n);
         if n > 0 {
+            let now = clock();
             if self.state == State::Open {
                 self.touch(now);
             }
-            if self.payload_landed(now, f, start) {
+            if let Some(key) = f.mask {
+                apply_mask(&mut self.msg_buf[start..], key, usize::from(f.phase));
+            }
+            if self.payload_checked(now, start) {
                 self.frame_advanced(now, f, n);
             }
         }
@@ -1076,23 +1082,25 @@ impl Connection {
                 return;
             }
         } else {
-            // One copy from the transport's buffer, unmasked in place.
+            // One copy from the transport's buffer, unmasked on the way.
             let start = self.msg_buf.len();
-            self.msg_buf.extend_from_slice(chunk);
-            if !self.payload_landed(now, f, start) {
+            match f.mask {
+                Some(key) => {
+                    extend_unmasked(&mut self.msg_buf, chunk, key, usize::from(f.phase));
+                }
+                None => self.msg_buf.extend_from_slice(chunk),
+            }
+            if !self.payload_checked(now, start) {
                 return;
             }
         }
         self.frame_advanced(now, f, chunk.len());
     }
 
-    /// Payload bytes of the current (uncompressed data) frame were appended
-    /// to `msg_buf` from `start`: unmasks them in place and checks UTF-8.
-    /// `false` if that failed the connection.
-    fn payload_landed(&mut self, now: Instant, f: InFrame, start: usize) -> bool {
-        if let Some(key) = f.mask {
-            apply_mask(&mut self.msg_buf[start..], key, usize::from(f.phase));
-        }
+    /// Unmasked payload bytes of the current (uncompressed data) frame
+    /// were appended to `msg_buf` from `start`: checks UTF-8. `false` if
+    /// that failed the connection.
+    fn payload_checked(&mut self, now: Instant, start: usize) -> bool {
         // Fail fast: invalid UTF-8 is reported as soon as it arrives.
         if self.msg == Some(DataKind::Text) && !self.msg_utf8.feed(&self.msg_buf[start..]) {
             self.fail(now, ProtocolError::InvalidUtf8);

@@ -53,6 +53,39 @@ pub fn apply_mask(data: &mut [u8], key: [u8; 4], offset: usize) {
     }
 }
 
+/// Appends `src` unmasked to `dst` (`src` starting at byte `offset` of the
+/// masked payload): one pass that reads, XORs and writes, instead of a copy
+/// followed by [`apply_mask`] over the copy. Below 2 KiB the two passes are
+/// as fast (measured), and they stay.
+pub(crate) fn extend_unmasked(dst: &mut Vec<u8>, src: &[u8], key: [u8; 4], offset: usize) {
+    if src.len() < 2048 {
+        let start = dst.len();
+        dst.extend_from_slice(src);
+        apply_mask(&mut dst[start..], key, offset);
+        return;
+    }
+    const FUSED: usize = 2 * BLOCK;
+    let key = rotate(key, offset);
+    let mut pattern = [0u8; FUSED];
+    for (i, p) in pattern.iter_mut().enumerate() {
+        *p = key[i & 3];
+    }
+    dst.reserve(src.len());
+    let mut chunks = src.chunks_exact(FUSED);
+    for chunk in &mut chunks {
+        let chunk: &[u8; FUSED] = chunk.try_into().expect("block size");
+        let mut out = [0u8; FUSED];
+        for ((o, c), p) in out.iter_mut().zip(chunk).zip(&pattern) {
+            *o = c ^ p;
+        }
+        dst.extend_from_slice(&out);
+    }
+    // The remainder starts at a multiple of FUSED, so with key[0].
+    let start = dst.len();
+    dst.extend_from_slice(chunks.remainder());
+    apply_mask(&mut dst[start..], key, 0);
+}
+
 #[inline(always)]
 fn xor_block(chunk: &mut [u8], pattern: &[u8; BLOCK]) {
     // A fixed-size array view lets LLVM emit full-width vector XORs.
@@ -71,6 +104,22 @@ fn rotate(key: [u8; 4], offset: usize) -> [u8; 4] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn extend_unmasked_matches_copy_then_mask() {
+        let src: Vec<u8> = (0..10_000u32).map(|i| (i * 7 + 3) as u8).collect();
+        let key = [0x37, 0xfa, 0x21, 0x3d];
+        for len in [0, 1, 5, 63, 64, 65, 2047, 2048, 2049, 2111, 4096, 9999] {
+            for offset in 0..4 {
+                let mut want = b"head".to_vec();
+                want.extend_from_slice(&src[..len]);
+                naive(&mut want[4..], key, offset);
+                let mut got = b"head".to_vec();
+                extend_unmasked(&mut got, &src[..len], key, offset);
+                assert_eq!(got, want, "len {len} offset {offset}");
+            }
+        }
+    }
 
     fn naive(data: &mut [u8], key: [u8; 4], offset: usize) {
         for (i, b) in data.iter_mut().enumerate() {

@@ -31,11 +31,15 @@ fn feed(wire: &[u8], read: usize, at_least: usize) -> (Vec<Event>, usize) {
     let mut events = Vec::new();
     while off < wire.len() && s.state() == State::Open {
         let avail = &wire[off..(off + read).min(wire.len())];
-        let took = s.read_direct(now, at_least, |buf| {
-            let n = avail.len().min(buf.remaining_mut());
-            buf.put_slice(&avail[..n]);
-            n
-        });
+        let took = s.read_direct(
+            || now,
+            at_least,
+            |buf| {
+                let n = avail.len().min(buf.remaining_mut());
+                buf.put_slice(&avail[..n]);
+                n
+            },
+        );
         let n = match took {
             Some(n) => {
                 assert!(n > 0);
@@ -89,24 +93,30 @@ fn not_offered_for_small_frames_control_frames_or_before_a_frame() {
     let mut s = Connection::server(Config::default());
     let mut called = false;
     // Nothing read yet: no frame in progress.
-    assert!(s.read_direct(now, 1, |_| called = true).is_none());
+    assert!(s.read_direct(|| now, 1, |_| called = true).is_none());
     // The 14-byte header (64-bit length, mask key) and 6 payload bytes.
     s.handle_input(now, &wire[..20]);
     // 100,000 - 6 payload bytes to come: offered for at_least up to that.
-    assert!(s.read_direct(now, 100_000 - 5, |_| called = true).is_none());
+    assert!(s
+        .read_direct(|| now, 100_000 - 5, |_| called = true)
+        .is_none());
     assert!(!called);
     let n = s
-        .read_direct(now, 1, |buf| {
-            assert_eq!(buf.remaining_mut(), 100_000 - 6);
-            buf.put_slice(&wire[20..]);
-        })
+        .read_direct(
+            || now,
+            1,
+            |buf| {
+                assert_eq!(buf.remaining_mut(), 100_000 - 6);
+                buf.put_slice(&wire[20..]);
+            },
+        )
         .map(|()| wire.len() - 20);
     assert_eq!(n, Some(100_000 - 6));
     assert_eq!(s.poll_event(), Some(Event::Binary(payload(100_000).into())));
     // A ping in progress is never read directly.
     let ping = client_bytes(|c| c.send_ping(vec![1; 100]).unwrap());
     s.handle_input(now, &ping[..8]);
-    assert!(s.read_direct(now, 1, |_| called = true).is_none());
+    assert!(s.read_direct(|| now, 1, |_| called = true).is_none());
     assert!(!called);
 }
 
@@ -119,7 +129,7 @@ fn invalid_utf8_read_directly_fails_with_1007() {
     let mut s = Connection::server(Config::default());
     s.handle_input(now, &wire[..1000]);
     assert_eq!(s.state(), State::Open, "the start is valid");
-    let direct = s.read_direct(now, 1, |buf| buf.put_slice(&wire[1000..]));
+    let direct = s.read_direct(|| now, 1, |buf| buf.put_slice(&wire[1000..]));
     assert!(direct.is_some());
     let (out, shut) = drain_transmit(&mut s);
     let frames = decode_frames(&out);

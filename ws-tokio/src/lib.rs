@@ -464,7 +464,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
             }
             // The rest of a large frame goes straight into the message:
             // no copy out of the read buffer, and reads larger than it.
-            let direct = self.conn.read_direct(now(), READ_BUF, |buf| {
+            let direct = self.conn.read_direct(now, READ_BUF, |buf| {
                 tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, buf)
             });
             if let Some(res) = direct {
