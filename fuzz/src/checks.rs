@@ -326,12 +326,21 @@ fn memory_bound(deflate: bool) -> usize {
 /// Feeds `pieces` to `conn`, draining events after each (and output when
 /// `drain_out`), checking memory; then ends the connection and checks the
 /// terminal event.
-fn run_conn(
+fn run_conn(conn: Connection, pieces: &[&[u8]], drain_out: bool, end: End, live: Live) -> ConnRun {
+    run_conn_with(conn, pieces, drain_out, end, live, false)
+}
+
+/// `run_conn`; with `direct`, each piece first goes through
+/// `Connection::read_direct` as far as the core takes it that way (the
+/// rest of a data frame's payload, as an adapter reading straight into
+/// the message would), the rest through `handle_input`.
+fn run_conn_with(
     mut conn: Connection,
     pieces: &[&[u8]],
     drain_out: bool,
     end: End,
     live: Live,
+    direct: bool,
 ) -> ConnRun {
     let now = Instant::now();
     let deflate = conn.deflate().is_some();
@@ -341,8 +350,27 @@ fn run_conn(
     let base = live.map(|f| f());
     let mut largest = 0;
     for p in pieces {
-        conn.handle_input(now, p);
         largest = largest.max(p.len());
+        let mut p: &[u8] = p;
+        while direct && !p.is_empty() {
+            let took = conn.read_direct(
+                || now,
+                1,
+                |buf| {
+                    let n = p.len().min(buf.limit());
+                    buf.get_mut().extend_from_slice(&p[..n]);
+                    n
+                },
+            );
+            match took {
+                Some(n) => {
+                    assert!(n > 0, "read_direct offered no room");
+                    p = &p[n..];
+                }
+                None => break,
+            }
+        }
+        conn.handle_input(now, p);
         drain_events(&mut conn, &mut sigs);
         if drain_out {
             drain_transmit(&mut conn, &mut wire, &mut shut);
@@ -449,7 +477,16 @@ pub fn frame_decoder(data: &[u8], live: Live) {
         whole.sigs, parts.sigs,
         "splitting the input changed the events"
     );
-    for run in [&whole, &parts] {
+    let direct = run_conn_with(make(), &pieces, drain_out, end, live, true);
+    assert_eq!(
+        whole.sigs, direct.sigs,
+        "reading payloads directly changed the events"
+    );
+    assert_eq!(
+        parts.wire, direct.wire,
+        "reading payloads directly changed the output"
+    );
+    for run in [&whole, &parts, &direct] {
         let info = the_close(&run.sigs);
         if let Ending::Protocol(e) = info.ending {
             // We only ever close because of the failure: its code (the one
