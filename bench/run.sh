@@ -502,6 +502,7 @@ function lowest(key,   n, i, a, lo) {
   for (i = 2; i <= n; i++) if (a[i] + 0 < lo + 0) lo = a[i]
   return lo
 }
+function kib(x) { return (x < 10240) ? sprintf("%.2f KiB", x / 1024) : sprintf("%.1f KiB", x / 1024) }
 function k(x) { return (x >= 1e6) ? sprintf("%.2fM", x / 1e6) : (x >= 1e4) ? sprintf("%.1fk", x / 1e3) : sprintf("%.0f", x) }
 function cellname(c,   p) { split(c, p, ":"); return p[1] " × " p[2] ((p[3] > 1) ? ", " p[3] " in flight" : "") }
 function add(key, v) { if (v == "" || v == "null") return; vals[key] = (vals[key] == "") ? v : vals[key] " " v }
@@ -588,9 +589,9 @@ END {
   for (s = 1; s <= ns; s++) {
     a = (memory == 1) ? median(S[s] "|idle|rss") : ""; b = median(S[s] "|busy|rss"); e = (memory == 1) ? median(S[s] "|idle1|rss") : ""
     if (deflate == 1)
-      printf "| %s | %s | %s | %s |\n", S[s], (a == "") ? "–" : sprintf("%.1f KiB", a / 1024), (e == "") ? "–" : sprintf("%.1f KiB", e / 1024), (b == "") ? "–" : sprintf("%.1f KiB", b / 1024)
+      printf "| %s | %s | %s | %s |\n", S[s], (a == "") ? "–" : kib(a), (e == "") ? "–" : kib(e), (b == "") ? "–" : kib(b)
     else
-      printf "| %s | %s | %s |\n", S[s], (a == "") ? "–" : sprintf("%.1f KiB", a / 1024), (b == "") ? "–" : sprintf("%.1f KiB", b / 1024)
+      printf "| %s | %s | %s |\n", S[s], (a == "") ? "–" : kib(a), (b == "") ? "–" : kib(b)
   }
 }' "$TSV" > "$SUMMARY"
 
