@@ -38,10 +38,7 @@ pub fn apply_mask(data: &mut [u8], key: [u8; 4], offset: usize) {
         }
         return;
     }
-    let mut pattern = [0u8; BLOCK];
-    for (i, p) in pattern.iter_mut().enumerate() {
-        *p = key[i & 3];
-    }
+    let pattern: [u8; BLOCK] = repeat_key(key);
     let mut chunks = data.chunks_exact_mut(BLOCK);
     for chunk in &mut chunks {
         xor_block(chunk, &pattern);
@@ -66,10 +63,7 @@ pub(crate) fn extend_unmasked(dst: &mut Vec<u8>, src: &[u8], key: [u8; 4], offse
     }
     const FUSED: usize = 2 * BLOCK;
     let key = rotate(key, offset);
-    let mut pattern = [0u8; FUSED];
-    for (i, p) in pattern.iter_mut().enumerate() {
-        *p = key[i & 3];
-    }
+    let pattern: [u8; FUSED] = repeat_key(key);
     dst.reserve(src.len());
     let mut chunks = src.chunks_exact(FUSED);
     for chunk in &mut chunks {
@@ -93,6 +87,16 @@ fn xor_block(chunk: &mut [u8], pattern: &[u8; BLOCK]) {
     for (b, p) in chunk.iter_mut().zip(pattern.iter()) {
         *b ^= *p;
     }
+}
+
+/// The key repeated over `N` bytes (`N` a multiple of 4).
+#[inline]
+fn repeat_key<const N: usize>(key: [u8; 4]) -> [u8; N] {
+    let mut pattern = [0u8; N];
+    for (i, p) in pattern.iter_mut().enumerate() {
+        *p = key[i & 3];
+    }
+    pattern
 }
 
 #[inline]
