@@ -43,9 +43,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     listener.local_addr()?
                 );
                 loop {
-                    let (tcp, _) = listener.accept().await?;
+                    // Not `listener.accept().await?`: out of file
+                    // descriptors, this pauses instead of failing.
+                    let (tcp, _) = ws_async_std::async_std::accept_stream(&listener).await;
                     async_std::task::spawn(async move {
-                        let _ = tcp.set_nodelay(true);
                         if let Ok(ws) = ws_async_std::async_std::accept(tcp).await {
                             echo(ws).await;
                         }
@@ -71,9 +72,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     listener.local_addr()?
                 );
                 loop {
-                    let (tcp, _) = listener.accept().await?;
+                    let (tcp, _) = ws_async_std::smol::accept_stream(&listener).await;
                     ex.spawn(async move {
-                        let _ = tcp.set_nodelay(true);
                         if let Ok(ws) = ws_async_std::smol::accept(tcp).await {
                             echo(ws).await;
                         }

@@ -35,10 +35,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let listener = async_net::TcpListener::bind(&addr).await?;
         eprintln!("wss_server listening on wss://{}", listener.local_addr()?);
         loop {
-            let (tcp, _) = listener.accept().await?;
+            // Waits out `accept` failures (out of file descriptors...).
+            let (tcp, _) = ws_async_std::smol::accept_stream(&listener).await;
             let acceptor = acceptor.clone();
             smol::spawn(async move {
-                let _ = tcp.set_nodelay(true);
                 let mut ws = match tls::smol::accept(tcp, &acceptor).await {
                     Ok(ws) => ws,
                     Err(e) => {

@@ -236,9 +236,36 @@ macro_rules! runtime_api {
         pub async fn accept_tcp(
             listener: &$listener,
         ) -> Result<(WebSocket<$tcp>, std::net::SocketAddr), Error> {
-            let (tcp, addr) = listener.accept().await?;
-            tcp.set_nodelay(true)?;
+            let (tcp, addr) = accept_stream(listener).await;
             Ok((accept(tcp).await?, addr))
+        }
+
+        /// Accepts the next TCP connection on a listener that your own
+        /// loop serves (with `accept_with`, say), with `TCP_NODELAY` set,
+        /// waiting out the failures of `accept` as
+        /// [`accept_retry_after`](ws_proto::server::accept_retry_after)
+        /// says: a connection lost in the listen queue is skipped, and out
+        /// of file descriptors or memory the loop pauses 50 ms at a time
+        /// until connections close. `listener.accept().await?` in a loop
+        /// would instead end the server at the first such failure, which
+        /// any client can cause by opening enough connections.
+        pub async fn accept_stream(listener: &$listener) -> ($tcp, std::net::SocketAddr) {
+            loop {
+                match listener.accept().await {
+                    Ok((tcp, peer)) => {
+                        let _ = tcp.set_nodelay(true);
+                        return (tcp, peer);
+                    }
+                    Err(e) => {
+                        let wait = ws_proto::server::accept_retry_after(&e);
+                        if !wait.is_zero() {
+                            let timer = $timer;
+                            let mut sleep = crate::Timer::sleep_until(&timer, crate::Timer::now(&timer) + wait);
+                            std::future::poll_fn(|cx| sleep.as_mut().poll_elapsed(cx)).await;
+                        }
+                    }
+                }
+            }
         }
     };
 }

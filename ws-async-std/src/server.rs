@@ -345,8 +345,13 @@ mod tcp {
         /// Waits for the next client whose handshake succeeds. Handshakes
         /// run concurrently while this is awaited; failed ones (refused by
         /// the policy, invalid, timed out) were answered and are skipped.
-        /// `Err` only for a failure of the listener itself. Cancel safe:
-        /// handshakes in progress are kept for the next call.
+        /// Failures of `accept` itself are waited out, as
+        /// [`accept_retry_after`](ws_proto::server::accept_retry_after)
+        /// says: out of file descriptors, the server pauses 50 ms at a
+        /// time (serving the handshakes in progress) until connections
+        /// close, instead of failing. (The `Result` is for failures that
+        /// waiting cannot mend: an owned listener has none today.) Cancel
+        /// safe: handshakes in progress are kept for the next call.
         pub async fn accept(&self) -> Result<(WebSocket<TcpStream>, RequestInfo), Error> {
             std::future::poll_fn(|cx| self.poll_accept(cx)).await
         }
@@ -363,12 +368,13 @@ mod tcp {
             loop {
                 let fut = accepting.get_or_insert_with(|| {
                     let l = self.listener.clone();
-                    Box::pin(async move { l.accept().await })
+                    // Waits out failures of `accept` (out of file
+                    // descriptors: a pause, not an error).
+                    Box::pin(async move { Ok(crate::smol::accept_stream(&l).await) })
                 });
                 match fut.as_mut().poll(cx) {
                     Poll::Ready(Ok((tcp, peer))) => {
                         *accepting = None;
-                        let _ = tcp.set_nodelay(true);
                         let up = self.upgrader.clone();
                         handshakes.push(Box::pin(async move {
                             up.handle_upgrade(tcp, &[], Some(peer)).await

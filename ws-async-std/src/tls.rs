@@ -17,7 +17,7 @@
 //!     // Server: certificate chain and key from PEM files.
 //!     let acceptor = tls::acceptor_from_pem("cert.pem", "key.pem")?;
 //!     let listener = async_net::TcpListener::bind("127.0.0.1:8443").await?;
-//!     let (tcp, _peer) = listener.accept().await?;
+//!     let (tcp, _peer) = ws_async_std::smol::accept_stream(&listener).await;
 //!     let mut ws = tls::smol::accept(tcp, &acceptor).await?;
 //!     while let Some(msg) = ws.recv().await {
 //!         ws.send(msg?).await?;

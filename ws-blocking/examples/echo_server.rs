@@ -39,13 +39,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let listener = TcpListener::bind(&addr)?;
     eprintln!("echo_server listening on ws://{}", listener.local_addr()?);
     let config = std::sync::Arc::new(config);
-    for tcp in listener.incoming() {
-        let Ok(tcp) = tcp else { continue };
+    loop {
+        // Not `listener.incoming()`: out of file descriptors, this sleeps
+        // instead of spinning on failed accepts.
+        let (tcp, _) = ws_blocking::accept_stream(&listener);
         let config = config.clone(); // an Arc: shared by every connection
         let spawned = std::thread::Builder::new()
             .name("echo".into())
             .spawn(move || {
-                let _ = tcp.set_nodelay(true);
                 let accepted =
                     ws_blocking::accept_with(tcp, config, |_| Ok(ws_blocking::Accept::new()));
                 let Ok(mut ws) = accepted else {
@@ -70,5 +71,4 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             eprintln!("echo_server: cannot start a thread: {e}");
         }
     }
-    Ok(())
 }

@@ -34,11 +34,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let config = tls::ServerTls::from_pem_files(&cert, &key)?.build()?;
     let listener = TcpListener::bind(&addr)?;
     eprintln!("wss_server listening on wss://{}", listener.local_addr()?);
-    for tcp in listener.incoming() {
-        let Ok(tcp) = tcp else { continue };
+    loop {
+        // Not `listener.incoming()`: out of file descriptors, this sleeps
+        // instead of spinning on failed accepts.
+        let (tcp, _) = ws_blocking::accept_stream(&listener);
         let config = config.clone();
         std::thread::spawn(move || {
-            let _ = tcp.set_nodelay(true);
             let mut ws = match tls::accept(tcp, config) {
                 Ok(ws) => ws,
                 Err(e) => {
@@ -53,5 +54,4 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
         });
     }
-    Ok(())
 }

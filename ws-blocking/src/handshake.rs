@@ -270,7 +270,28 @@ fn write_handshake<S: Write + Transport>(
 /// instead take the `TcpStream` from `listener.accept()` and call
 /// [`accept`] on that thread.
 pub fn accept_tcp(listener: &TcpListener) -> Result<(WebSocket<TcpStream>, SocketAddr), Error> {
-    let (tcp, addr) = listener.accept()?;
-    tcp.set_nodelay(true)?;
+    let (tcp, addr) = accept_stream(listener);
     Ok((accept(tcp)?, addr))
+}
+
+/// Accepts the next TCP connection on a listener that your own loop
+/// serves (handing each to a thread that calls [`accept_with`], say), with
+/// `TCP_NODELAY` set, waiting out the failures of `accept` as
+/// [`accept_retry_after`](ws_proto::server::accept_retry_after) says: a
+/// connection lost in the listen queue is skipped, and out of file
+/// descriptors or memory the thread sleeps 50 ms at a time until
+/// connections close. `for tcp in listener.incoming()` that skips errors
+/// would instead spin on a core while the descriptors are out, and
+/// `listener.accept()?` would end the server, which any client can cause
+/// by opening enough connections.
+pub fn accept_stream(listener: &TcpListener) -> (TcpStream, SocketAddr) {
+    loop {
+        match listener.accept() {
+            Ok((tcp, peer)) => {
+                let _ = tcp.set_nodelay(true);
+                return (tcp, peer);
+            }
+            Err(e) => std::thread::sleep(ws_proto::server::accept_retry_after(&e)),
+        }
+    }
 }

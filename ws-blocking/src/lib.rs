@@ -173,7 +173,8 @@ mod split;
 pub mod tls;
 
 pub use handshake::{
-    accept, accept_prefixed, accept_tcp, accept_with, client_handshake, connect, connect_with,
+    accept, accept_prefixed, accept_stream, accept_tcp, accept_with, client_handshake, connect,
+    connect_with,
 };
 pub use split::{WebSocketReader, WebSocketWriter};
 pub use ws_proto::{PreparedMessage, SendBufferPolicy};

@@ -575,8 +575,13 @@ impl Server {
     }
 
     /// Waits for the next client whose handshake succeeds; returns the
-    /// halves of its socket and its request. `Err` only for a failure of
-    /// the listener itself.
+    /// halves of its socket and its request. Failures of `accept` itself
+    /// are waited out, as
+    /// [`accept_retry_after`](ws_proto::server::accept_retry_after) says:
+    /// out of file descriptors, the thread sleeps 50 ms at a time until
+    /// connections close, instead of failing. (The `Result` is for
+    /// failures that waiting cannot mend: an owned listener has none
+    /// today.)
     #[allow(clippy::type_complexity)]
     pub fn accept(
         &self,
@@ -589,8 +594,7 @@ impl Server {
         Error,
     > {
         loop {
-            let (tcp, peer) = self.listener.accept()?;
-            let _ = tcp.set_nodelay(true);
+            let (tcp, peer) = crate::accept_stream(&self.listener);
             let _ = tcp.set_write_timeout(self.upgrader.write_timeout);
             if let Ok(accepted) = self.upgrader.handle_upgrade(tcp, &[], Some(peer)) {
                 return Ok(accepted);

@@ -15,7 +15,7 @@
 //! // Server, from PEM files.
 //! let server = tls::ServerTls::from_pem_files("cert.pem", "key.pem")?.build()?;
 //! let listener = std::net::TcpListener::bind("127.0.0.1:8443")?;
-//! let (tcp, _peer) = listener.accept()?;
+//! let (tcp, _peer) = ws_blocking::accept_stream(&listener);
 //! let mut ws = tls::accept(tcp, server.clone())?;
 //! // Client, trusting a private CA besides the webpki roots.
 //! let client = tls::ClientTls::new().add_roots_from_pem_file("ca.pem")?.build()?;

@@ -112,9 +112,6 @@ const READS_PER_TURN: usize = 16;
 const EVENTS: usize = 1024;
 /// The shared write buffer is freed after a burst larger than this.
 const KEEP_WRITE_BUF: usize = 1 << 20;
-/// When `accept` fails for lack of resources (e.g. file descriptors), try
-/// again after this long (the listener's readiness edge is used up).
-const ACCEPT_RETRY: Duration = Duration::from_millis(10);
 /// Time allowed for writing an HTTP refusal before the socket is dropped.
 const REFUSAL_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -913,18 +910,14 @@ impl EventLoop {
                     let _ = self.insert(Conn::new(sock, Stage::Accepting(hs), true));
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::Interrupted
-                            | io::ErrorKind::ConnectionAborted
-                            | io::ErrorKind::ConnectionReset
-                    ) => {}
-                Err(_) => {
-                    // Out of file descriptors or memory: the readiness edge
-                    // is used up, so come back shortly.
-                    self.accept_retry = Some(now + ACCEPT_RETRY);
-                    break;
+                Err(e) => {
+                    let pause = ws_proto::server::accept_retry_after(&e);
+                    if !pause.is_zero() {
+                        // Out of file descriptors or memory: the readiness
+                        // edge is used up, so come back shortly.
+                        self.accept_retry = Some(now + pause);
+                        break;
+                    }
                 }
             }
         }

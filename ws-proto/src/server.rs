@@ -398,6 +398,29 @@ fn check_upgrade<B>(req: &http::Request<B>) -> Result<String, Reject> {
         .map_err(|_| text_reject(400, "bad Sec-WebSocket-Key"))
 }
 
+/// How long a server's accept loop pauses after `accept` failed for lack
+/// of resources (see [`accept_retry_after`]).
+pub const ACCEPT_PAUSE: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// What a server's accept loop does after `accept` failed with `e`, the
+/// same in every adapter: `Duration::ZERO` (accept the next connection at
+/// once) when only that connection is lost (it was aborted or reset while
+/// it waited in the listen queue) or the call was interrupted; otherwise
+/// [`ACCEPT_PAUSE`]. The other failures of a listener that the server owns
+/// are a lack of resources: out of file descriptors (`EMFILE`, `ENFILE`),
+/// memory or buffers. They pass once connections close, and until then
+/// the listener stays readable, so trying again at once would spin; ending
+/// the loop would let a flood of connections stop the server.
+pub fn accept_retry_after(e: &std::io::Error) -> std::time::Duration {
+    use std::io::ErrorKind;
+    match e.kind() {
+        ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset | ErrorKind::Interrupted => {
+            std::time::Duration::ZERO
+        }
+        _ => ACCEPT_PAUSE,
+    }
+}
+
 /// Whether a request asks for a WebSocket upgrade (`Upgrade: websocket`
 /// and `Connection: Upgrade`), so that a server sharing its port with plain
 /// HTTP knows whom to hand it to. Full validation happens in the handshake.

@@ -403,3 +403,34 @@ fn shared_config_is_the_policys_copy() {
     assert!(std::ptr::eq(conn.config(), policy.config()));
     assert_eq!(conn.config().max_message_size, 1000);
 }
+
+/// What accept loops do after `accept` failed: the same in every adapter.
+#[test]
+fn accept_failures_pause_or_retry() {
+    use std::io::{Error, ErrorKind};
+    use std::time::Duration;
+    use ws_proto::server::{accept_retry_after, ACCEPT_PAUSE};
+    // Only that connection is lost: the next one at once.
+    for kind in [
+        ErrorKind::ConnectionAborted,
+        ErrorKind::ConnectionReset,
+        ErrorKind::Interrupted,
+    ] {
+        assert_eq!(accept_retry_after(&Error::from(kind)), Duration::ZERO);
+    }
+    // Out of memory, or of file descriptors (EMFILE and ENFILE, which
+    // std reports as an uncategorized kind): pause.
+    assert_eq!(
+        accept_retry_after(&Error::from(ErrorKind::OutOfMemory)),
+        ACCEPT_PAUSE
+    );
+    #[cfg(target_os = "linux")]
+    for errno in [24, 23, 105] {
+        assert_eq!(
+            accept_retry_after(&Error::from_raw_os_error(errno)),
+            ACCEPT_PAUSE,
+            "errno {errno}"
+        );
+    }
+    assert!(ACCEPT_PAUSE > Duration::ZERO && ACCEPT_PAUSE <= Duration::from_millis(100));
+}

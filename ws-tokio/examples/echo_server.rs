@@ -41,8 +41,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let listener = TcpListener::bind(&addr).await?;
         eprintln!("echo_server listening on ws://{}", listener.local_addr()?);
         loop {
-            let (tcp, _) = listener.accept().await?;
-            let _ = tcp.set_nodelay(true);
+            // Not `listener.accept().await?`: out of file descriptors
+            // (a flood of connections), this pauses instead of failing.
+            let (tcp, _) = ws_tokio::accept_stream(&listener).await;
             // Created before the spawn, the handshake future is all the
             // task keeps of the socket and the config (one pointer, the
             // handshake's state being boxed and freed once it is done):

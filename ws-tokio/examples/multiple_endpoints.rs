@@ -29,7 +29,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .route("/foo", Upgrader::new(ServerPolicy::new()))
         .route("/bar", Upgrader::new(ServerPolicy::new().max_payload(1024)));
     loop {
-        let (mut tcp, peer) = listener.accept().await?;
+        // Waits out `accept` failures (out of file descriptors...).
+        let (mut tcp, peer) = ws_tokio::accept_stream(&listener).await;
         let router = router.clone();
         tokio::spawn(async move {
             // The HTTP server's part: read the request, decide who gets it.

@@ -50,10 +50,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let listener = TcpListener::bind(&addr).await?;
     eprintln!("listening on https:// and wss://{}", listener.local_addr()?);
     loop {
-        let (tcp, peer) = listener.accept().await?;
+        // Waits out `accept` failures (out of file descriptors...).
+        let (tcp, peer) = ws_tokio::accept_stream(&listener).await;
         let (acceptor, upgrader) = (acceptor.clone(), upgrader.clone());
         tokio::spawn(async move {
-            let _ = tcp.set_nodelay(true);
             if let Err(e) = serve(tcp, peer, &acceptor, &upgrader).await {
                 eprintln!("{peer}: {e}");
             }

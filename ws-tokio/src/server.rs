@@ -252,7 +252,16 @@ type Handshake =
 pub struct Server {
     listener: TcpListener,
     upgrader: Upgrader,
-    pending: Mutex<Vec<Handshake>>,
+    pending: Mutex<Pending>,
+}
+
+/// What [`Server::accept`] keeps between calls.
+#[derive(Default)]
+struct Pending {
+    handshakes: Vec<Handshake>,
+    /// Set after `accept` failed for lack of resources: no accept before
+    /// it has passed.
+    pause: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl std::fmt::Debug for Server {
@@ -277,7 +286,7 @@ impl Server {
         Server {
             listener,
             upgrader,
-            pending: Mutex::new(Vec::new()),
+            pending: Mutex::new(Pending::default()),
         }
     }
 
@@ -298,10 +307,14 @@ impl Server {
 
     /// Waits for the next client whose handshake succeeds. Handshakes run
     /// concurrently while this is awaited; failed ones (refused by the
-    /// policy, invalid, timed out) were answered and are skipped. `Err`
-    /// only for a failure of the listener itself (e.g. out of file
-    /// descriptors). Cancel safe: handshakes in progress are kept for the
-    /// next call.
+    /// policy, invalid, timed out) were answered and are skipped. Failures
+    /// of `accept` itself are waited out, as
+    /// [`accept_retry_after`](ws_proto::server::accept_retry_after) says:
+    /// out of file descriptors, the server pauses 50 ms at a time (serving
+    /// the handshakes in progress) until connections close, instead of
+    /// failing. (The `Result` is for failures that waiting cannot mend: an
+    /// owned listener has none today.) Cancel safe: handshakes in progress
+    /// are kept for the next call.
     pub async fn accept(&self) -> Result<(WebSocket<TcpStream>, RequestInfo), Error> {
         std::future::poll_fn(|cx| self.poll_accept(cx)).await
     }
@@ -310,25 +323,37 @@ impl Server {
         &self,
         cx: &mut Context<'_>,
     ) -> Poll<Result<(WebSocket<TcpStream>, RequestInfo), Error>> {
-        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let mut guard = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let Pending { handshakes, pause } = &mut *guard;
         loop {
+            if let Some(p) = pause {
+                if p.as_mut().poll(cx).is_pending() {
+                    break;
+                }
+                *pause = None;
+            }
             match self.listener.poll_accept(cx) {
                 Poll::Ready(Ok((tcp, peer))) => {
                     let _ = tcp.set_nodelay(true);
                     let up = self.upgrader.clone();
-                    pending.push(Box::pin(async move {
+                    handshakes.push(Box::pin(async move {
                         up.handle_upgrade(tcp, &[], Some(peer)).await
                     }));
                 }
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e.into())),
+                Poll::Ready(Err(e)) => {
+                    let wait = ws_proto::server::accept_retry_after(&e);
+                    if !wait.is_zero() {
+                        *pause = Some(Box::pin(tokio::time::sleep(wait)));
+                    }
+                }
                 Poll::Pending => break,
             }
         }
         let mut i = 0;
-        while i < pending.len() {
-            match pending[i].as_mut().poll(cx) {
+        while i < handshakes.len() {
+            match handshakes[i].as_mut().poll(cx) {
                 Poll::Ready(res) => {
-                    drop(pending.swap_remove(i));
+                    drop(handshakes.swap_remove(i));
                     if let Ok(ok) = res {
                         return Poll::Ready(Ok(ok));
                     }
