@@ -24,6 +24,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             other => return Err(format!("unknown argument {other}").into()),
         }
     }
+    raise_fd_limit();
     let rt = if threads == 1 {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -71,3 +72,31 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     })
 }
+
+/// One file descriptor per connection: the soft limit is often 1024 while
+/// the hard one is far higher, and a server under a load generator holds
+/// thousands (Go programs raise it the same way at start). Best effort.
+#[cfg(unix)]
+#[allow(unsafe_code)]
+fn raise_fd_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: both calls only read or write the `rlimit` passed, which
+    // lives across them.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            let soft = lim.rlim_cur;
+            lim.rlim_cur = lim.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                // macOS refuses an unlimited soft limit: try a large one.
+                lim.rlim_cur = soft.max(lim.rlim_max.min(1 << 20).min(10240));
+                libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+            }
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn raise_fd_limit() {}
