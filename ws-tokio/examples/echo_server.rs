@@ -91,7 +91,7 @@ fn raise_fd_limit() {
             lim.rlim_cur = lim.rlim_max;
             if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
                 // macOS refuses an unlimited soft limit: try a large one.
-                lim.rlim_cur = soft.max(lim.rlim_max.min(1 << 20).min(10240));
+                lim.rlim_cur = soft.max(lim.rlim_max.min(10240));
                 libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
             }
         }
