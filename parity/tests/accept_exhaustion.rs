@@ -1,6 +1,6 @@
 //! A flood of connections that uses up a server's file descriptors must
 //! not end its accept loop, nor make it spin (every adapter's `Server`,
-//! and the `accept_stream` helpers that the examples use).
+//! the `accept_stream` helpers that the examples use, and the mio loop).
 //!
 //! Linux only: the servers run in a child process (this test binary run
 //! again) whose open-file limit is lowered to 64 with `ulimit -n`, so that
@@ -228,6 +228,19 @@ fn child() {
             }
         });
     });
+
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut el = ws_mio::EventLoop::new().unwrap();
+        let local = el
+            .listen(([127, 0, 0, 1], 0).into(), ws_mio::Config::default())
+            .unwrap();
+        tx.send(local.port()).unwrap();
+        if let Err(e) = el.run(&mut ws_mio::Echo) {
+            eprintln!("mio event loop ended: {e}");
+        }
+    });
+    ports.push(format!("mio-EventLoop={}", rx.recv().unwrap()));
 
     println!("PORTS {}", ports.join(" "));
     // The parent kills this process when it is done; if it does not, this
