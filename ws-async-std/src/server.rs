@@ -271,7 +271,7 @@ mod tcp {
 
     type Handshake =
         Pin<Box<dyn Future<Output = Result<(WebSocket<TcpStream>, RequestInfo), Error>> + Send>>;
-    type Accepting = Pin<Box<dyn Future<Output = io::Result<(TcpStream, SocketAddr)>> + Send>>;
+    type Accepting = Pin<Box<dyn Future<Output = (TcpStream, SocketAddr)> + Send>>;
 
     struct Pending {
         accepting: Option<Accepting>,
@@ -370,19 +370,15 @@ mod tcp {
                     let l = self.listener.clone();
                     // Waits out failures of `accept` (out of file
                     // descriptors: a pause, not an error).
-                    Box::pin(async move { Ok(crate::smol::accept_stream(&l).await) })
+                    Box::pin(async move { crate::smol::accept_stream(&l).await })
                 });
                 match fut.as_mut().poll(cx) {
-                    Poll::Ready(Ok((tcp, peer))) => {
+                    Poll::Ready((tcp, peer)) => {
                         *accepting = None;
                         let up = self.upgrader.clone();
                         handshakes.push(Box::pin(async move {
                             up.handle_upgrade(tcp, &[], Some(peer)).await
                         }));
-                    }
-                    Poll::Ready(Err(e)) => {
-                        *accepting = None;
-                        return Poll::Ready(Err(e.into()));
                     }
                     Poll::Pending => break,
                 }
