@@ -34,18 +34,25 @@ pub fn accept_key(key: &[u8]) -> String {
     BASE64.encode(h.finalize())
 }
 
-/// Finds the end of an HTTP head (`\r\n\r\n`) in `buf`, resuming at `*scan`
-/// so that a head dribbled in byte by byte costs linear time in total.
-fn find_head_end(buf: &[u8], scan: &mut usize) -> Option<usize> {
-    let from = scan.saturating_sub(3);
-    let pos = buf[from..].windows(4).position(|w| w == b"\r\n\r\n");
-    match pos {
-        Some(p) => Some(from + p + 4),
-        None => {
-            *scan = buf.len();
-            None
+/// Finds the end of an HTTP head, the first empty line, in `buf`,
+/// resuming at `*scan` so that a head dribbled in byte by byte costs linear
+/// time in total. Lines end with CRLF or, as RFC 9112 §2.2 allows a
+/// recipient to accept, a bare LF (httparse parses both): a head that ends
+/// `\n\n` is answered at once instead of waiting for the timeout.
+pub(crate) fn find_head_end(buf: &[u8], scan: &mut usize) -> Option<usize> {
+    // The longest terminator, `\n\r\n`, may have started in the last two
+    // bytes seen.
+    let mut at = scan.saturating_sub(2);
+    while let Some(p) = buf[at..].iter().position(|&b| b == b'\n') {
+        let lf = at + p;
+        match &buf[lf + 1..] {
+            [b'\n', ..] => return Some(lf + 2),
+            [b'\r', b'\n', ..] => return Some(lf + 3),
+            _ => at = lf + 1,
         }
     }
+    *scan = buf.len();
+    None
 }
 
 /// Whether a comma-separated header contains `token` (case-insensitive).
@@ -709,16 +716,26 @@ mod tests {
 
     #[test]
     fn head_end_scan_is_resumable() {
-        let msg = b"GET / HTTP/1.1\r\nHost: x\r\n\r\nrest";
-        let mut scan = 0;
-        for i in 1..msg.len() {
-            let r = find_head_end(&msg[..i], &mut scan);
-            if i < 27 {
-                assert_eq!(r, None, "{i}");
-            } else {
-                assert_eq!(r, Some(27));
-                break;
+        for (msg, end) in [
+            (&b"GET / HTTP/1.1\r\nHost: x\r\n\r\nrest"[..], 27),
+            (b"GET / HTTP/1.1\nHost: x\n\nrest", 24),
+            (b"GET / HTTP/1.1\nHost: x\n\r\nrest", 25),
+            (b"GET / HTTP/1.1\r\nHost: x\r\n\nrest", 26),
+        ] {
+            // Whole, and resumed after every byte.
+            assert_eq!(find_head_end(msg, &mut 0), Some(end));
+            let mut scan = 0;
+            for i in 1..msg.len() {
+                let r = find_head_end(&msg[..i], &mut scan);
+                if i < end {
+                    assert_eq!(r, None, "{i}");
+                } else {
+                    assert_eq!(r, Some(end), "{msg:?}");
+                    break;
+                }
             }
         }
+        // A lone CR is not a line end.
+        assert_eq!(find_head_end(b"GET / HTTP/1.1\r\r\r\r", &mut 0), None);
     }
 }

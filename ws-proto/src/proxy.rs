@@ -356,12 +356,9 @@ impl ProxyHandshake {
     }
 
     fn http_response(&mut self) -> Result<(), HandshakeError> {
-        let from = self.scan.saturating_sub(3);
-        let Some(p) = self.buf[from..].windows(4).position(|w| w == b"\r\n\r\n") else {
-            self.scan = self.buf.len();
+        let Some(end) = crate::handshake::find_head_end(&self.buf, &mut self.scan) else {
             return Ok(());
         };
-        let end = from + p + 4;
         if end > MAX_PROXY_RESPONSE {
             return fail("answer too large");
         }
@@ -610,6 +607,10 @@ mod tests {
             assert_eq!(done, i >= answer.len() - 13, "at {i}");
         }
         assert_eq!(hs.into_leftover(), b"HTTP/1.1 101");
+        // A proxy that ends its lines with a bare LF.
+        let mut hs = Proxy::http("p", 1).handshake("h", 80).unwrap();
+        assert_eq!(hs.handle_input(b"HTTP/1.1 200 OK\nX: y\n\nrest"), Ok(true));
+        assert_eq!(hs.into_leftover(), b"rest");
         // Refusals.
         let mut hs = Proxy::http("p", 1).handshake("h", 80).unwrap();
         let e = hs.handle_input(b"HTTP/1.1 407 Proxy Authentication Required\r\n\r\n");

@@ -544,6 +544,59 @@ fn handshake_dribbled_byte_by_byte() {
     assert_eq!(got.unwrap().uri().path(), "/chat");
 }
 
+/// RFC 9112 §2.2: a recipient may accept a bare LF as a line end. A head
+/// whose lines (or only its last, empty one) end that way completes at
+/// once, in both roles, whole or dribbled, instead of waiting for the
+/// handshake timeout; bytes after it are frames.
+#[test]
+fn heads_with_bare_lf_line_ends() {
+    let now = Instant::now();
+    let lf_only = GOOD.replace("\r\n", "\n") + "\n";
+    let lf_last = GOOD.to_string() + "\n";
+    let crlf_last = GOOD.replace("\r\n", "\n") + "\r\n";
+    for head in [lf_only, lf_last, crlf_last] {
+        for dribble in [false, true] {
+            let mut input = head.as_bytes().to_vec();
+            input.extend(cframe(0x81, b"tail"));
+            let mut hs = ServerHandshake::new(now, Config::default());
+            let mut req = None;
+            let chunks: Vec<&[u8]> = if dribble {
+                input.chunks(1).collect()
+            } else {
+                vec![&input[..]]
+            };
+            for (i, c) in chunks.iter().enumerate() {
+                if req.is_some() {
+                    // The frame bytes after the head.
+                    let _ = hs.handle_input(c).unwrap();
+                } else if let Some(r) = hs.handle_input(c).unwrap() {
+                    if dribble {
+                        assert_eq!(i + 1, head.len(), "{head:?}");
+                    }
+                    req = Some(r);
+                }
+            }
+            let req = req.unwrap_or_else(|| panic!("{head:?} not complete"));
+            assert_eq!(req.uri().path(), "/chat");
+            let mut c = hs.accept(now, None, &HeaderMap::new()).unwrap();
+            assert_eq!(drain_events(&mut c), [Event::Text("tail".into())]);
+        }
+    }
+    // The client, from a server that ends its lines with LF.
+    let (mut hs, accept) = client_hs();
+    let resp = format!(
+        "HTTP/1.1 101 Switching Protocols\nUpgrade: websocket\nConnection: Upgrade\n\
+         Sec-WebSocket-Accept: {accept}\n\n"
+    );
+    assert_eq!(hs.handle_input(resp.as_bytes()), Ok(true));
+    // A head of lone CRs is still not complete (and refused at the limit).
+    let mut hs = ServerHandshake::new(now, Config::default());
+    assert!(hs
+        .handle_input(b"GET / HTTP/1.1\r\r\r\r")
+        .unwrap()
+        .is_none());
+}
+
 #[test]
 fn oversized_handshake_refused_at_the_limit() {
     // Counting: a head with no end is refused with 431 as soon as it
