@@ -510,8 +510,10 @@ impl ServerHandshake {
         if req.version != Some(1) {
             return Err(bad("HTTP version is not 1.1"));
         }
-        if !headers.contains_key(header::HOST) {
-            return Err(bad("missing Host"));
+        // RFC 9112 §3.2: a request without Host, or with more than one, is
+        // answered 400.
+        if headers.get_all(header::HOST).iter().count() != 1 {
+            return Err(bad("missing or repeated Host"));
         }
         if !has_token(&headers, header::UPGRADE, "websocket") {
             return Err(bad("missing `Upgrade: websocket`"));

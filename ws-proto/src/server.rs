@@ -360,8 +360,11 @@ fn check_upgrade<B>(req: &http::Request<B>) -> Result<String, Reject> {
         return Err(text_reject(400, "HTTP version is not 1.1"));
     }
     let h = req.headers();
-    if !h.contains_key(header::HOST) && req.uri().host().is_none() {
-        return Err(text_reject(400, "missing Host"));
+    // RFC 9112 §3.2: 400 without Host (unless the target names the host,
+    // as in HTTP/2), or with more than one.
+    let hosts = h.get_all(header::HOST).iter().count();
+    if hosts > 1 || (hosts == 0 && req.uri().host().is_none()) {
+        return Err(text_reject(400, "missing or repeated Host"));
     }
     if !has_token(h, header::UPGRADE, "websocket") {
         return Err(text_reject(400, "missing `Upgrade: websocket`"));

@@ -753,6 +753,7 @@ fn bad_requests() {
             "400",
         ),
         (GOOD.replace("Host: example.com\r\n", "") + "\r\n", "400"),
+        (GOOD.to_string() + "Host: other.example\r\n\r\n", "400"),
         (GOOD.replace("HTTP/1.1", "HTTP/1.0") + "\r\n", "400"),
         (
             GOOD.replace("Sec-WebSocket-Version: 13\r\n", "") + "\r\n",

@@ -288,6 +288,12 @@ fn upgrade_refuses_invalid_requests() {
     let mut h10 = upgrade_req("/").body(()).unwrap();
     *h10.version_mut() = http::Version::HTTP_10;
     assert_eq!(p.upgrade(&h10).unwrap_err().status, 400);
+    // RFC 9112 §3.2: Host missing (with an origin-form target) or repeated.
+    let mut no_host = upgrade_req("/").body(()).unwrap();
+    no_host.headers_mut().remove("host");
+    assert_eq!(p.upgrade(&no_host).unwrap_err().status, 400);
+    let two_hosts = upgrade_req("/").header("host", "other").body(()).unwrap();
+    assert_eq!(p.upgrade(&two_hosts).unwrap_err().status, 400);
     // The policy still applies.
     let p = ServerPolicy::new().path("/only");
     assert_eq!(
