@@ -562,6 +562,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
             }
             let paused = match self.poll_flush(cx, Side::Read) {
                 Poll::Ready(Err(_)) => continue, // the core saw it as EOF; report it
+                // The shutdown after a finished close handshake ends a
+                // server's connection: report it.
+                Poll::Ready(Ok(())) if self.conn.is_closed() => continue,
                 // Backpressure: while the peer does not take what we owe it,
                 // stop reading what it sends (but keep the timers running:
                 // the heartbeat is what drops a peer that stopped reading

@@ -696,6 +696,11 @@ impl<S: Read + Write + Transport> WebSocket<S> {
             if self.write_answers().is_err() {
                 continue; // the core saw it as the end; report it
             }
+            if self.core.conn.is_closed() {
+                // The shutdown after a finished close handshake ended a
+                // server's connection: report it.
+                continue;
+            }
             let now = Instant::now();
             let core_deadline = self.core.conn.poll_timeout();
             if core_deadline.is_some_and(|d| d <= now) {

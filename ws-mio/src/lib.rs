@@ -388,10 +388,18 @@ impl Conn {
                 }
                 continue; // deliver the end
             }
-            match &self.stage {
-                // The terminal event was delivered and the last bytes
-                // written (best effort): drop the socket.
-                Stage::Open(c) if c.is_closed() => return Outcome::Drop,
+            match &mut self.stage {
+                // The connection ended and the last bytes were written
+                // (best effort): deliver the terminal event (the shutdown
+                // after a finished close handshake ends a server's
+                // connection, so that flush may have produced it) and drop
+                // the socket.
+                Stage::Open(c) if c.is_closed() => {
+                    while let Some(ev) = c.poll_event() {
+                        h.on_event(token, c, ev);
+                    }
+                    return Outcome::Drop;
+                }
                 Stage::Refusing(..) if self.write_shut => return Outcome::Drop,
                 _ => {}
             }

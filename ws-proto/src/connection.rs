@@ -164,7 +164,8 @@ pub enum Transmit {
     /// Bytes were appended to the buffer: write them all.
     Data,
     /// Everything is written: shut down the write half of the transport now
-    /// (TCP FIN). Returned once.
+    /// (TCP FIN). Returned once. For a server whose close handshake is
+    /// complete the connection ends with it: [`Event::Closed`] follows.
     Shutdown,
 }
 
@@ -241,7 +242,10 @@ struct InFrame {
 ///    Commands (`send_*`, [`close`](Self::close)) may come at any time.
 /// 2. Drain [`poll_transmit`](Self::poll_transmit) until it returns `None`,
 ///    writing every byte it appends before calling it again, and shutting
-///    the write half when it returns [`Transmit::Shutdown`].
+///    the write half when it returns [`Transmit::Shutdown`]. A server's
+///    connection ends with that shutdown when the close handshake is
+///    complete (RFC 6455 §7.1.1: the server closes TCP at once), so check
+///    for events after it.
 /// 3. Drain [`poll_event`](Self::poll_event) and hand events to the user.
 ///    After [`Event::Closed`], drain `poll_transmit` one last time and drop
 ///    the transport.
@@ -887,12 +891,25 @@ impl Connection {
     }
 
     /// With `transmit_slices`: once the queue is empty, returns
-    /// `Some(Transmit::Shutdown)` once if the write half must be shut.
+    /// `Some(Transmit::Shutdown)` once if the write half must be shut. For a
+    /// server whose close handshake is complete this also ends the
+    /// connection: [`Event::Closed`] follows.
     pub fn poll_shutdown(&mut self) -> Option<Transmit> {
         if self.out.is_empty() && !self.has_pending_pong() && self.shutdown == Shutdown::Wanted {
-            // The connection ends when the peer closes its side in turn
-            // (`handle_eof`) or the close timer fires.
             self.shutdown = Shutdown::Done;
+            if self.role == Role::Server
+                && self.failure().is_none()
+                && self.sent_close().is_some()
+                && self.received_close().is_some()
+            {
+                // RFC 6455 §7.1.1: once both close frames are exchanged "the
+                // server MUST close the underlying TCP connection
+                // immediately". Everything is written: nothing is left to
+                // wait for, so the connection ends here, cleanly.
+                self.finish();
+            }
+            // Otherwise it ends when the peer closes its side in turn
+            // (`handle_eof`) or the close timer fires.
             return Some(Transmit::Shutdown);
         }
         None

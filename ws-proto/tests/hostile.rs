@@ -893,14 +893,21 @@ fn every_close_code_received() {
     for c in 0..=u16::MAX {
         let mut s = conn(Role::Server, Config::default());
         s.handle_input(now, &cframe(0x88, &c.to_be_bytes()));
-        let (out, _) = drain_transmit(&mut s);
+        let (out, shut) = drain_transmit(&mut s);
+        assert!(shut, "the server closes TCP first");
         // The answer is unmasked: its code is at bytes 2..4.
         assert_eq!(out[0], 0x88);
         let answered = u16::from_be_bytes([out[2], out[3]]);
         if valid_on_wire(c) {
             valid += 1;
             assert_eq!(answered, c, "{c} is echoed");
-            assert_eq!(s.state(), State::RemoteClosing);
+            // The close handshake is complete and TCP shut: the connection
+            // ended, cleanly, without waiting for the peer's FIN.
+            assert_eq!(s.state(), State::Closed);
+            assert!(matches!(
+                &drain_events(&mut s)[..],
+                [Event::Closed(i)] if i.ending == Ending::Clean && i.remote_initiated
+            ));
         } else {
             assert_eq!(answered, 1002, "{c} is a protocol error");
             assert_eq!(s.state(), State::LocalClosing);

@@ -432,13 +432,14 @@ fn close_frame_vectors() {
 
     // An empty close is answered with an empty close; the code reads 1005.
     let mut s = server();
-    let (out, shut, _) = feed(&mut s, now, &frame(0x88, Some(MASK), b""));
+    let (out, shut, ev) = feed(&mut s, now, &frame(0x88, Some(MASK), b""));
     let frames = decode_frames(&out);
     assert_eq!(frames.len(), 1);
     assert_eq!(frames[0].payload, b"");
     assert!(shut, "the server shuts TCP once both close frames are out");
-    s.handle_eof(now);
-    let ev = drain_events(&mut s);
+    // ... and the connection ends there, without waiting for the peer's FIN
+    // (RFC 6455 §7.1.1: the server closes TCP immediately).
+    assert!(s.is_closed());
     let info = the_close(&ev);
     assert_eq!(info.ending, Ending::Clean);
     assert_eq!(info.code(), CloseCode::NO_STATUS);

@@ -197,6 +197,9 @@ struct TimerState {
 struct Inner<S> {
     io: S,
     conn: Connection,
+    /// The core asked for the write half to be shut and that is not done
+    /// yet (it is done once: a repeated `shutdown(2)` is a wasted system
+    /// call, and fails once the peer closed too).
     shutdown: bool,
     finished: bool,
     cold: Option<Box<InnerCold>>,
@@ -322,7 +325,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
                         registered = true;
                         continue;
                     }
-                    Poll::Ready(_) => return Poll::Ready(Ok(())),
+                    Poll::Ready(_) => {
+                        self.shutdown = false;
+                        return Poll::Ready(Ok(()));
+                    }
                 }
             }
             return match Pin::new(&mut self.io).poll_flush(cx) {
@@ -449,6 +455,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
             // heartbeat is what drops a peer that stopped reading for good).
             let paused = match self.poll_flush(cx, Side::Read) {
                 Poll::Ready(Err(_)) => continue, // the core saw it as EOF; report it
+                // The shutdown after a finished close handshake ends a
+                // server's connection: report it.
+                Poll::Ready(Ok(())) if self.conn.is_closed() => continue,
                 Poll::Pending => self.conn.buffered_amount() > READ_PAUSE,
                 _ => false,
             };
