@@ -51,8 +51,10 @@ BUILDS=(
   "cargo build --release -p ws-mio --example echo_server && cp target/release/examples/echo_server target/release/bench-ws-mio-echo"
 )
 
-# Cells: CONNS:SIZE:INFLIGHT
-FULL_CELLS="1:16:1 100:16:1 100:1KiB:1 10:16KiB:1 500:16KiB:1 1:1MiB:1 10:16:16"
+# Cells: CONNS:SIZE:INFLIGHT. INFLIGHT "churn": a new connection per
+# message, CONNS at a time (loadgen --churn; the cell's "messages" are
+# whole connections: handshake, one echo, close handshake, TCP close).
+FULL_CELLS="1:16:1 100:16:1 100:1KiB:1 10:16KiB:1 500:16KiB:1 1:1MiB:1 10:16:16 32:16:churn"
 QUICK_CELLS="1:16:1 100:1KiB:1 10:16KiB:1 1:1MiB:1"
 BUSY_CELL="500:16KiB:1" # the per-busy-connection memory figure comes from here
 DEFLATE_CELLS="1:16:1 100:16:1 100:1KiB:1 10:16KiB:1 500:16KiB:1"
@@ -77,7 +79,9 @@ usage: bench/run.sh [options]
   --runs N              runs per cell, median reported       [3]
   --duration S          measured seconds per run             [4]
   --warmup S            unmeasured seconds before that       [1]
-  --cells "C:S:K ..."   cells as CONNS:SIZE:INFLIGHT         [${FULL_CELLS}]
+  --cells "C:S:K ..."   cells as CONNS:SIZE:INFLIGHT (INFLIGHT "churn": a
+                        new connection per message, CONNS at a time)
+                                                       [${FULL_CELLS}]
   --text                text messages instead of binary
   --clients             client-side cost instead of the server matrix: one
                         server (ws-mio's echo server) driven by loadgen, the
@@ -415,8 +419,13 @@ for run in $(seq 1 "$RUNS"); do
       tag="$conns-$size-$inflight.r$run"
       log "$name  conns=$conns size=$size inflight=$inflight  run $run/$RUNS"
       wait_quiet
+      if [ "$inflight" = churn ]; then
+        mode=(--churn)
+      else
+        mode=(--inflight "$inflight")
+      fi
       if start_server "$name" "${CMDS[$i]}" "$tag"; then
-        run_loadgen "$name" "$tag" --conns "$conns" --size "$size" --inflight "$inflight" \
+        run_loadgen "$name" "$tag" --conns "$conns" --size "$size" "${mode[@]}" \
           --label "$cell"
         stop_server
       else
@@ -504,7 +513,7 @@ function lowest(key,   n, i, a, lo) {
 }
 function kib(x) { return (x < 10240) ? sprintf("%.2f KiB", x / 1024) : sprintf("%.1f KiB", x / 1024) }
 function k(x) { return (x >= 1e6) ? sprintf("%.2fM", x / 1e6) : (x >= 1e4) ? sprintf("%.1fk", x / 1e3) : sprintf("%.0f", x) }
-function cellname(c,   p) { split(c, p, ":"); return p[1] " × " p[2] ((p[3] > 1) ? ", " p[3] " in flight" : "") }
+function cellname(c,   p) { split(c, p, ":"); if (p[3] == "churn") return "churn, " p[1] " at a time (per connection)"; return p[1] " × " p[2] ((p[3] > 1) ? ", " p[3] " in flight" : "") }
 function add(key, v) { if (v == "" || v == "null") return; vals[key] = (vals[key] == "") ? v : vals[key] " " v }
 NR == 1 { next }
 {

@@ -4,7 +4,7 @@
 use crate::{abnormal, after_end, after_end_expected, clean_end, failed, failed_wire, info};
 use parity::raw::RawFrame;
 use parity::{
-    check_roles, with_raw_peer, Config, Ending, Error, Message, Obs, ProtocolError, Role,
+    check, check_roles, with_raw_peer, Config, Ending, Error, Message, Obs, ProtocolError, Role,
     UsageError, Wire,
 };
 use std::io::Read;
@@ -526,4 +526,79 @@ fn messages_in_flight_when_the_adapter_closes() {
             )
         },
     );
+}
+
+#[test]
+fn server_ends_at_once_after_the_close_handshake() {
+    // RFC 6455 §7.1.1: once both close frames are exchanged "the server MUST
+    // close the underlying TCP connection immediately". The server's
+    // connection ends with its shutdown: not when the client closes TCP in
+    // turn (this one keeps it open for HOLD), nor at the close timeout.
+    const HOLD: Duration = Duration::from_millis(1500);
+    for who in ["peer", "adapter"] {
+        let mut expected = vec![];
+        if who == "adapter" {
+            expected.push(Obs::Closed(Ok(())));
+            expected.extend(clean_end(
+                (1000, "bye"),
+                (1000, ""),
+                false,
+                Obs::close(1000, ""),
+            ));
+        } else {
+            expected.extend(clean_end(
+                (1000, ""),
+                (1000, "bye"),
+                true,
+                Obs::close(1000, "bye"),
+            ));
+        }
+        expected.push(Obs::Note("ended before the client closed TCP".into()));
+        let ours = if who == "adapter" {
+            Wire::close(1000, "bye")
+        } else {
+            Wire::close(1000, "")
+        };
+        expected.extend([ours.into(), Wire::Eof.into()]);
+        check(
+            &format!("server ends at once after the close handshake ({who} closes)"),
+            expected,
+            move |a| {
+                let config = Config::default().close_timeout(Duration::from_secs(10));
+                with_raw_peer(
+                    a,
+                    Role::Server,
+                    config,
+                    move |p| {
+                        if who == "peer" {
+                            p.send(RawFrame::close(1000, "bye"));
+                        }
+                        let mut wire = p.read_until_close();
+                        if who == "adapter" {
+                            p.send(RawFrame::close(1000, ""));
+                        }
+                        // The server's FIN, while this side stays open.
+                        wire.extend(p.read_to_end());
+                        std::thread::sleep(HOLD);
+                        wire.into_iter().map(Obs::from).collect()
+                    },
+                    move |s| {
+                        let start = Instant::now();
+                        let mut out = vec![];
+                        if who == "adapter" {
+                            out.push(s.close_obs(1000, "bye"));
+                        }
+                        out.extend(s.drain());
+                        let took = start.elapsed();
+                        out.push(Obs::Note(if took < HOLD {
+                            "ended before the client closed TCP".into()
+                        } else {
+                            format!("ended after {took:?}")
+                        }));
+                        out
+                    },
+                )
+            },
+        );
+    }
 }

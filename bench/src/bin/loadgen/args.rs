@@ -21,6 +21,11 @@ each, verifies every echoed byte, and after --warmup seconds measures for
   --idle                  only open and hold the connections (memory runs)
   --idle-echo             with --idle: each connection sends one message and
                           gets its echo first (memory after first use)
+  --churn                 a new connection per message: each of --conns slots
+                          connects, handshakes, sends one message and a close
+                          frame, checks the echo, the close frame and the
+                          server's TCP close, and starts over; msgs_per_sec
+                          and server CPU per message are then per connection
   --deflate               offer permessage-deflate (client_max_window_bits);
                           the server must accept it; messages of at least
                           1 KiB go out compressed (pre-built), compressed
@@ -54,6 +59,7 @@ pub struct Args {
     pub warmup: Duration,
     pub idle: bool,
     pub idle_echo: bool,
+    pub churn: bool,
     pub deflate: bool,
     pub deflate_offer: String,
     pub server_pid: Option<u32>,
@@ -144,6 +150,7 @@ pub fn parse() -> Result<Args, String> {
         warmup: Duration::from_secs(1),
         idle: false,
         idle_echo: false,
+        churn: false,
         deflate: false,
         deflate_offer: crate::proto::DEFLATE_OFFER.to_string(),
         server_pid: None,
@@ -181,6 +188,7 @@ pub fn parse() -> Result<Args, String> {
             "--warmup" => a.warmup = parse_secs(&value()?)?,
             "--idle" => a.idle = true,
             "--idle-echo" => a.idle_echo = true,
+            "--churn" => a.churn = true,
             "--deflate" => a.deflate = true,
             "--deflate-offer" => {
                 a.deflate = true;
@@ -219,6 +227,9 @@ pub fn parse() -> Result<Args, String> {
     }
     if a.inflight == 0 {
         return Err("--inflight must be at least 1".into());
+    }
+    if a.churn && (a.idle || a.deflate || a.inflight != 1) {
+        return Err("--churn sends one uncompressed message per connection: no --idle, --deflate or --inflight".into());
     }
     if a.connect_concurrency == 0 {
         return Err("--connect-concurrency must be at least 1".into());

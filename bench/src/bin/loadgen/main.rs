@@ -7,6 +7,7 @@
 //! Run `loadgen --help` for the options; `bench/README.md` for the context.
 
 mod args;
+mod churn;
 mod hist;
 mod procfs;
 mod proto;
@@ -88,7 +89,7 @@ enum Phase {
     Closing,
 }
 
-fn io_err(what: &str, e: io::Error) -> String {
+pub(crate) fn io_err(what: &str, e: io::Error) -> String {
     format!("{what}: {e}")
 }
 
@@ -314,7 +315,7 @@ impl Conn {
 }
 
 #[derive(Default)]
-struct Report {
+pub(crate) struct Report {
     connect_secs: f64,
     window_secs: f64,
     messages: u64,
@@ -681,13 +682,21 @@ fn human_size(n: usize) -> String {
     }
 }
 
+fn mode(a: &Args) -> &'static str {
+    match (a.idle, a.churn) {
+        (true, _) => "idle",
+        (_, true) => "churn",
+        _ => "echo",
+    }
+}
+
 fn report(a: &Args, r: &Report) {
     let kind = if a.binary { "binary" } else { "text" };
     let per_conn = |x: Option<u64>| -> Option<f64> {
         Some((x? as f64 - r.rss_before_kb? as f64) * 1024.0 / a.conns as f64)
     };
     let mut j = Json::new();
-    j.str("mode", if a.idle { "idle" } else { "echo" })
+    j.str("mode", mode(a))
         .str("label", &a.label)
         .str("url", &a.url)
         .raw("conns", a.conns)
@@ -711,7 +720,19 @@ fn report(a: &Args, r: &Report) {
         let mps = r.messages as f64 / r.window_secs;
         let bps = mps * a.size as f64;
         let us = |ns: u64| ns as f64 / 1000.0;
-        let _ = write!(
+        if a.churn {
+            let _ = write!(
+                human,
+                "churn, {} at a time, one {} {kind} message each: {:.0} connections/s, connect to server close p50 {:.1} us p99 {:.1} us max {:.1} us",
+                a.conns,
+                human_size(a.size),
+                mps,
+                us(r.p50_ns),
+                us(r.p99_ns),
+                us(r.max_ns)
+            );
+        } else {
+            let _ = write!(
             human,
             "{} conns x {} {kind}, {} in flight: {:.0} msg/s, {:.2} MiB/s, latency p50 {:.1} us p99 {:.1} us max {:.1} us",
             a.conns,
@@ -723,6 +744,8 @@ fn report(a: &Args, r: &Report) {
             us(r.p99_ns),
             us(r.max_ns)
         );
+        }
+        let unit = if a.churn { "conn" } else { "msg" };
         let cpu_per_msg = |cpu: Option<u64>| {
             cpu.filter(|_| r.messages > 0)
                 .map(|c| c as f64 / r.messages as f64)
@@ -731,7 +754,7 @@ fn report(a: &Args, r: &Report) {
         if a.server_pid.is_some() {
             let _ = write!(
                 human,
-                "; server {:.2} us/msg ({:.0}% of a core)",
+                "; server {:.2} us/{unit} ({:.0}% of a core)",
                 cpu_per_msg(r.server_cpu_us).unwrap_or(f64::NAN),
                 util(r.server_cpu_us).unwrap_or(f64::NAN)
             );
@@ -819,12 +842,13 @@ fn main() {
             eprintln!("loadgen: cannot set autogroup nice {n}: {e}");
         }
     }
-    match run(&a) {
+    let result = if a.churn { churn::run(&a) } else { run(&a) };
+    match result {
         Ok(r) => report(&a, &r),
         Err(e) => {
             eprintln!("loadgen: error: {e}");
             let mut j = Json::new();
-            j.str("mode", if a.idle { "idle" } else { "echo" })
+            j.str("mode", mode(&a))
                 .str("label", &a.label)
                 .raw("conns", a.conns)
                 .raw("size", a.size)
