@@ -245,3 +245,50 @@ fn waker_and_connection_mut_send_from_outside() {
     assert_eq!(got, [&b"first"[..], &b"second"[..]]);
     assert!(h.client_ends[0].is_clean() && h.server_ends[0].is_clean());
 }
+
+/// RFC 6455 §7.1.1: once both close frames are exchanged "the server MUST
+/// close the underlying TCP connection immediately". The loop ends the
+/// server's connection (and reports it) with that shutdown, not when the
+/// client closes TCP in turn: this client keeps it open for HOLD.
+#[test]
+fn server_ends_at_once_after_the_close_handshake() {
+    use std::io::{Read, Write};
+    const HOLD: Duration = Duration::from_millis(1500);
+    let mut el = EventLoop::new().unwrap();
+    let url = listen(&mut el, Config::default());
+    let addr = url
+        .trim_start_matches("ws://")
+        .trim_end_matches('/')
+        .to_string();
+    let client = std::thread::spawn(move || {
+        let mut t = std::net::TcpStream::connect(addr).unwrap();
+        t.write_all(
+            b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        )
+        .unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = t.read(&mut buf).unwrap();
+            assert!(n > 0, "EOF during the handshake");
+            got.extend_from_slice(&buf[..n]);
+        }
+        // A masked close frame, code 1000 (mask 0: the payload as is).
+        t.write_all(&[0x88, 0x82, 0, 0, 0, 0, 0x03, 0xe8]).unwrap();
+        // The server's close frame, then its FIN.
+        let mut rest = Vec::new();
+        t.read_to_end(&mut rest).unwrap();
+        std::thread::sleep(HOLD);
+        rest
+    });
+    let mut h = Both::default();
+    let start = Instant::now();
+    run_until(&mut el, &mut h, |_, h| !h.server_ends.is_empty());
+    let took = start.elapsed();
+    assert!(h.server_ends[0].is_clean(), "{}", h.server_ends[0]);
+    assert!(took < HOLD, "the server ended only after {took:?}");
+    let rest = client.join().unwrap();
+    assert!(rest.ends_with(&[0x88, 0x02, 0x03, 0xe8]), "{rest:?}");
+    assert!(h.errors.is_empty(), "{:?}", h.errors);
+}
