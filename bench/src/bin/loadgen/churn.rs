@@ -5,7 +5,7 @@
 //! opens the next connection. Reports connections per second, the time from
 //! `connect` to the server's close, and the server's CPU per connection.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
@@ -15,7 +15,7 @@ use crate::args::Args;
 use crate::hist::Histogram;
 use crate::procfs::{self, CpuSample};
 use crate::proto::{self, Rng};
-use crate::{io_err, Report};
+use crate::{connect_done, io_err, write_pending, Report};
 
 /// The whole server answer after the 101 is at most this long (the echo of
 /// a `--size` message plus a close frame): anything longer is an error.
@@ -112,34 +112,16 @@ fn open(a: &Args, poll: &Poll, token: Token, rng: &mut Rng) -> Result<Slot, Stri
 }
 
 impl Slot {
-    /// Writes what is pending; `Ok(())` also when the socket is full.
-    fn write_out(&mut self) -> Result<(), String> {
-        while self.out_off < self.out.len() {
-            match self.sock.write(&self.out[self.out_off..]) {
-                Ok(0) => return Err("write returned 0".into()),
-                Ok(n) => self.out_off += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(io_err("write", e)),
-            }
-        }
-        Ok(())
-    }
-
     /// Handles readiness; `Ok(true)` once the connection is complete (the
     /// server closed TCP after its close frame, all checked).
     fn handle(&mut self, script: &Script, rbuf: &mut [u8], limit: usize) -> Result<bool, String> {
         if self.step == Step::Connecting {
-            if let Some(e) = self.sock.take_error().map_err(|e| io_err("connect", e))? {
-                return Err(io_err("connect", e));
+            if !connect_done(&self.sock)? {
+                return Ok(false);
             }
-            match self.sock.peer_addr() {
-                Ok(_) => self.step = Step::Handshake,
-                Err(e) if e.kind() == io::ErrorKind::NotConnected => return Ok(false),
-                Err(e) => return Err(io_err("connect", e)),
-            }
+            self.step = Step::Handshake;
         }
-        self.write_out()?;
+        write_pending(&mut self.sock, &self.out, &mut self.out_off, "write")?;
         loop {
             match self.sock.read(rbuf) {
                 Ok(0) if self.step == Step::Closing => {
@@ -282,5 +264,40 @@ pub fn run(a: &Args) -> Result<Report, String> {
             let _ = poll.registry().deregister(&mut slots[i].sock);
             slots[i] = open(a, &poll, Token(i), &mut rng)?;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expected_echo_headers() {
+        for (len, header) in [
+            (16usize, vec![0x82, 16]),
+            (126, vec![0x82, 126, 0, 126]),
+            (65536, vec![0x82, 127, 0, 0, 0, 0, 0, 1, 0, 0]),
+        ] {
+            let s = Script::new(proto::OP_BINARY, &vec![b'a'; len], [1, 2, 3, 4]);
+            assert_eq!(s.echo[..header.len()], header[..], "{len}");
+            assert_eq!(s.echo.len(), header.len() + len);
+            // The message goes out masked, the close frame after it.
+            assert_eq!(s.message[0], 0x82);
+            assert_eq!(s.message[1] & 0x80, 0x80);
+            assert_eq!(s.close[0], 0x88);
+        }
+    }
+
+    #[test]
+    fn close_answers() {
+        assert!(Script::check_close(&[0x88, 0]).is_ok());
+        assert!(Script::check_close(&[0x88, 2, 0x03, 0xe8]).is_ok());
+        assert!(Script::check_close(&[]).is_err(), "no close frame");
+        assert!(Script::check_close(&[0x88, 2, 0x03]).is_err(), "truncated");
+        assert!(
+            Script::check_close(&[0x88, 0, 0x82, 0]).is_err(),
+            "trailing"
+        );
+        assert!(Script::check_close(&[0x82, 0]).is_err(), "not a close");
     }
 }

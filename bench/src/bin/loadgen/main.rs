@@ -93,6 +93,38 @@ pub(crate) fn io_err(what: &str, e: io::Error) -> String {
     format!("{what}: {e}")
 }
 
+/// Whether the non-blocking connect of `sock` finished: `Ok(false)` while
+/// it is still in progress.
+pub(crate) fn connect_done(sock: &TcpStream) -> Result<bool, String> {
+    if let Some(e) = sock.take_error().map_err(|e| io_err("connect", e))? {
+        return Err(io_err("connect", e));
+    }
+    match sock.peer_addr() {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(false),
+        Err(e) => Err(io_err("connect", e)),
+    }
+}
+
+/// Writes `buf[*off..]` as far as the socket takes it, advancing `*off`.
+pub(crate) fn write_pending(
+    sock: &mut TcpStream,
+    buf: &[u8],
+    off: &mut usize,
+    what: &str,
+) -> Result<(), String> {
+    while *off < buf.len() {
+        match sock.write(&buf[*off..]) {
+            Ok(0) => return Err(format!("{what}: write returned 0")),
+            Ok(n) => *off += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(io_err(what, e)),
+        }
+    }
+    Ok(())
+}
+
 impl Conn {
     /// Sends as many queued messages as the socket takes.
     fn try_send(&mut self, now: Instant, stats: &mut Stats) -> Result<(), String> {
@@ -194,25 +226,18 @@ impl Conn {
         }
         let mut readable = readable;
         if self.state == State::Connecting {
-            if let Some(e) = self.sock.take_error().map_err(|e| io_err("connect", e))? {
-                return Err(io_err("connect", e));
+            if !connect_done(&self.sock)? {
+                return Ok(());
             }
-            match self.sock.peer_addr() {
-                Ok(_) => self.state = State::Handshake,
-                Err(e) if e.kind() == io::ErrorKind::NotConnected => return Ok(()),
-                Err(e) => return Err(io_err("connect", e)),
-            }
+            self.state = State::Handshake;
         }
         if self.state == State::Handshake {
-            while self.hs_off < self.hs_req.len() {
-                match self.sock.write(&self.hs_req[self.hs_off..]) {
-                    Ok(0) => return Err("handshake write returned 0".into()),
-                    Ok(n) => self.hs_off += n,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(io_err("handshake write", e)),
-                }
-            }
+            write_pending(
+                &mut self.sock,
+                &self.hs_req,
+                &mut self.hs_off,
+                "handshake write",
+            )?;
             if !readable {
                 return Ok(());
             }
