@@ -558,6 +558,12 @@ impl ServerHandshake {
             .version(http::Version::HTTP_11)
             .body(())
             .map_err(|e| (400, HandshakeError::Malformed(e.to_string())))?;
+        // RFC 9112 §3.2: a GET names a resource in origin form (`/chat`) or
+        // absolute form (`ws://host/chat`); `*` and a bare authority are
+        // for OPTIONS and CONNECT.
+        if request.uri().scheme().is_none() && !path.starts_with('/') {
+            return Err(bad("request target is not a path"));
+        }
         *request.headers_mut() = headers;
         Ok(request)
     }

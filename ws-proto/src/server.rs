@@ -366,6 +366,10 @@ fn check_upgrade<B>(req: &http::Request<B>) -> Result<String, Reject> {
     if hosts > 1 || (hosts == 0 && req.uri().host().is_none()) {
         return Err(text_reject(400, "missing or repeated Host"));
     }
+    // RFC 9112 §3.2: origin form or absolute form, not `*` or an authority.
+    if req.uri().scheme().is_none() && !req.uri().path().starts_with('/') {
+        return Err(text_reject(400, "request target is not a path"));
+    }
     if !has_token(h, header::UPGRADE, "websocket") {
         return Err(text_reject(400, "missing `Upgrade: websocket`"));
     }

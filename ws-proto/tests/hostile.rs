@@ -597,6 +597,20 @@ fn heads_with_bare_lf_line_ends() {
         .is_none());
 }
 
+/// RFC 9112 §3.2.2: a server accepts the absolute form of a target (what a
+/// client speaking through a forward proxy may send); `*` and a bare
+/// authority are refused (`bad_requests`).
+#[test]
+fn absolute_form_target_is_accepted() {
+    for target in ["ws://example.com/chat?x=1", "http://example.com/chat?x=1"] {
+        let req = GOOD.replace("GET /chat", &format!("GET {target}")) + "\r\n";
+        let mut hs = ServerHandshake::new(Instant::now(), Config::default());
+        let r = hs.handle_input(req.as_bytes()).unwrap().expect("complete");
+        assert_eq!(r.uri().path(), "/chat", "{target}");
+        assert_eq!(r.uri().query(), Some("x=1"));
+    }
+}
+
 #[test]
 fn oversized_handshake_refused_at_the_limit() {
     // Counting: a head with no end is refused with 431 as soon as it
@@ -754,6 +768,11 @@ fn bad_requests() {
         ),
         (GOOD.replace("Host: example.com\r\n", "") + "\r\n", "400"),
         (GOOD.to_string() + "Host: other.example\r\n\r\n", "400"),
+        (GOOD.replace("GET /chat", "GET *") + "\r\n", "400"),
+        (
+            GOOD.replace("GET /chat", "GET example.com:80") + "\r\n",
+            "400",
+        ),
         (GOOD.replace("HTTP/1.1", "HTTP/1.0") + "\r\n", "400"),
         (
             GOOD.replace("Sec-WebSocket-Version: 13\r\n", "") + "\r\n",

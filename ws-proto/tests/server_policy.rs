@@ -294,6 +294,14 @@ fn upgrade_refuses_invalid_requests() {
     assert_eq!(p.upgrade(&no_host).unwrap_err().status, 400);
     let two_hosts = upgrade_req("/").header("host", "other").body(()).unwrap();
     assert_eq!(p.upgrade(&two_hosts).unwrap_err().status, 400);
+    // RFC 9112 §3.2: `*` and a bare authority are not targets of a GET.
+    for target in ["*", "example.com:80"] {
+        let r = upgrade_req(target).body(()).unwrap();
+        assert_eq!(p.upgrade(&r).unwrap_err().status, 400, "{target}");
+    }
+    assert!(p
+        .upgrade(&upgrade_req("ws://example.com/x").body(()).unwrap())
+        .is_ok());
     // The policy still applies.
     let p = ServerPolicy::new().path("/only");
     assert_eq!(
