@@ -59,18 +59,7 @@ impl Script {
     fn new(opcode: u8, template: &[u8], mask: [u8; 4]) -> Script {
         let mut message = proto::client_header(opcode, template.len(), mask);
         message.extend(template.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-        let mut echo = vec![0x80 | opcode];
-        match template.len() {
-            n if n < 126 => echo.push(n as u8),
-            n if n < 65536 => {
-                echo.push(126);
-                echo.extend((n as u16).to_be_bytes());
-            }
-            n => {
-                echo.push(127);
-                echo.extend((n as u64).to_be_bytes());
-            }
-        }
+        let mut echo = proto::server_header(opcode, template.len());
         echo.extend_from_slice(template);
         Script {
             message,

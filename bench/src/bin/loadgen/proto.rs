@@ -216,18 +216,31 @@ pub fn stamp(seq: u32) -> [u8; STAMP_LEN] {
 
 /// Header of a client (masked) frame with FIN set.
 pub fn client_header(opcode: u8, len: usize, mask: [u8; 4]) -> Vec<u8> {
+    frame_header(opcode, len, Some(mask))
+}
+
+/// Header of a server (unmasked) frame with FIN set: what an echo of a
+/// `len`-byte message starts with.
+pub fn server_header(opcode: u8, len: usize) -> Vec<u8> {
+    frame_header(opcode, len, None)
+}
+
+fn frame_header(opcode: u8, len: usize, mask: Option<[u8; 4]>) -> Vec<u8> {
+    let bit = if mask.is_some() { 0x80 } else { 0 };
     let mut h = Vec::with_capacity(14);
     h.push(0x80 | opcode);
     if len < 126 {
-        h.push(0x80 | len as u8);
+        h.push(bit | len as u8);
     } else if len <= 0xFFFF {
-        h.push(0x80 | 126);
+        h.push(bit | 126);
         h.extend_from_slice(&(len as u16).to_be_bytes());
     } else {
-        h.push(0x80 | 127);
+        h.push(bit | 127);
         h.extend_from_slice(&(len as u64).to_be_bytes());
     }
-    h.extend_from_slice(&mask);
+    if let Some(m) = mask {
+        h.extend_from_slice(&m);
+    }
     h
 }
 
