@@ -30,7 +30,7 @@ use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::time::{Duration, Instant};
 use ws_proto::{
-    extend_unexpected_body, http, is_transient, unexpected_body_remaining, ClientHandshake, Error,
+    extend_unexpected_body, http, unexpected_body_remaining, ClientHandshake, Error,
     HandshakeError, Transmit,
 };
 
@@ -509,17 +509,19 @@ impl Iterator for Reconnect {
                     return Some(Ok(done));
                 }
                 Err(e) => {
-                    let failures = self.backoff.failures() + 1;
-                    if !is_transient(&e) || self.max_failures.is_some_and(|m| failures >= m) {
-                        self.done = true;
-                        return Some(Err(e));
-                    }
                     let mut r = [0u8; 8];
                     if let Err(e) = getrandom::getrandom(&mut r) {
                         self.done = true;
                         return Some(Err(io::Error::other(e).into()));
                     }
-                    std::thread::sleep(self.backoff.next_delay(u64::from_le_bytes(r)));
+                    let random = u64::from_le_bytes(r);
+                    match self.backoff.retry_after(&e, self.max_failures, random) {
+                        Some(delay) => std::thread::sleep(delay),
+                        None => {
+                            self.done = true;
+                            return Some(Err(e));
+                        }
+                    }
                 }
             }
         }

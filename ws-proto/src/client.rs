@@ -950,6 +950,44 @@ impl Backoff {
     pub fn reset(&mut self) {
         self.failures = 0;
     }
+    /// What a reconnecting client does after a failed attempt: `None` to
+    /// give up and return `err` (it is not [transient](is_transient), or
+    /// it is failure number `max_failures` in a row; the backoff is then
+    /// reset), otherwise how long to wait before the next attempt
+    /// ([`next_delay`](Self::next_delay): counted as a failure). `random`
+    /// is any 64 random bits.
+    ///
+    /// ```
+    /// use std::io;
+    /// use std::time::Duration;
+    /// use ws_proto::{Backoff, Error};
+    /// let mut b = Backoff::new().jitter(0.0);
+    /// let refused = || Error::from(io::Error::from(io::ErrorKind::ConnectionRefused));
+    /// assert_eq!(b.retry_after(&refused(), Some(3), 0), Some(Duration::from_secs(1)));
+    /// assert_eq!(b.retry_after(&refused(), Some(3), 0), Some(Duration::from_secs(2)));
+    /// assert_eq!(b.retry_after(&refused(), Some(3), 0), None); // the third
+    /// assert_eq!(b.failures(), 0);
+    /// // Not worth retrying: given up at once.
+    /// let rejected = Error::from(ws_proto::HandshakeError::UnexpectedStatus {
+    ///     status: 403,
+    ///     headers: Vec::new(),
+    ///     body: Vec::new(),
+    /// });
+    /// assert_eq!(b.retry_after(&rejected, None, 0), None);
+    /// ```
+    pub fn retry_after(
+        &mut self,
+        err: &Error,
+        max_failures: Option<u32>,
+        random: u64,
+    ) -> Option<Duration> {
+        let failures = self.failures.saturating_add(1);
+        if !is_transient(err) || max_failures.is_some_and(|m| failures >= m) {
+            self.reset();
+            return None;
+        }
+        Some(self.next_delay(random))
+    }
 }
 
 /// Whether a failed connection attempt is worth retrying: I/O errors,

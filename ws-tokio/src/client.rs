@@ -34,7 +34,7 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use ws_proto::{
-    extend_unexpected_body, http, is_transient, unexpected_body_remaining, ClientHandshake, Error,
+    extend_unexpected_body, http, unexpected_body_remaining, ClientHandshake, Error,
     HandshakeError, Transmit,
 };
 
@@ -398,15 +398,13 @@ impl Reconnect {
                     return Ok(done);
                 }
                 Err(e) => {
-                    let failures = self.backoff.failures() + 1;
-                    if !is_transient(&e) || self.max_failures.is_some_and(|m| failures >= m) {
-                        self.backoff.reset();
-                        return Err(e);
-                    }
                     let mut r = [0u8; 8];
                     getrandom::getrandom(&mut r).map_err(|e| Error::from(io::Error::other(e)))?;
-                    let delay = self.backoff.next_delay(u64::from_le_bytes(r));
-                    tokio::time::sleep(delay).await;
+                    let random = u64::from_le_bytes(r);
+                    match self.backoff.retry_after(&e, self.max_failures, random) {
+                        Some(delay) => tokio::time::sleep(delay).await,
+                        None => return Err(e),
+                    }
                 }
             }
         }
