@@ -2,7 +2,7 @@
 
 use crate::connection::Connection;
 use crate::error::{Error, UsageError};
-use crate::handshake::ServerHandshake;
+use crate::handshake::{http_status_response, ServerHandshake};
 use http::HeaderMap;
 use std::fmt;
 use std::time::Instant;
@@ -67,6 +67,23 @@ impl Reject {
     pub fn header(mut self, name: http::HeaderName, value: http::HeaderValue) -> Self {
         self.headers.append(name, value);
         self
+    }
+
+    /// The rejection as the bytes of an HTTP/1.1 response: status line,
+    /// headers, `content-length` and `connection: close` (unless the
+    /// headers have them), body. What an adapter writes before closing a
+    /// stream whose request it refuses; [`ServerHandshake::reject`] queues
+    /// the same bytes.
+    ///
+    /// ```
+    /// let r = ws_proto::Reject::new(404).body("no such endpoint");
+    /// let text = String::from_utf8(r.to_http()).unwrap();
+    /// assert!(text.starts_with("HTTP/1.1 404 Not Found\r\n"));
+    /// assert!(text.contains("content-length: 16\r\n"));
+    /// assert!(text.ends_with("\r\n\r\nno such endpoint"));
+    /// ```
+    pub fn to_http(&self) -> Vec<u8> {
+        http_status_response(self.status, &self.headers, &self.body)
     }
 }
 

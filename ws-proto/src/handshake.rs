@@ -99,7 +99,11 @@ fn write_headers(out: &mut Vec<u8>, headers: &HeaderMap) {
     }
 }
 
-fn http_status_response(status: u16, reason: &str, headers: &HeaderMap, body: &[u8]) -> Vec<u8> {
+/// An HTTP/1.1 response with `status` (and its reason phrase), `headers`,
+/// `content-length` and `connection: close` unless `headers` has them, and
+/// `body`.
+pub(crate) fn http_status_response(status: u16, headers: &HeaderMap, body: &[u8]) -> Vec<u8> {
+    let reason = reason_phrase(status);
     let mut out = format!("HTTP/1.1 {status} {reason}\r\n").into_bytes();
     write_headers(&mut out, headers);
     if !headers.contains_key(header::CONTENT_LENGTH) {
@@ -118,6 +122,82 @@ fn reason_phrase(status: u16) -> &'static str {
         .ok()
         .and_then(|s| s.canonical_reason())
         .unwrap_or("Unknown")
+}
+
+/// The rules every opening handshake request follows (RFC 6455 §4.2.1,
+/// RFC 9112 §3.2), checked in one place for the core's own parser
+/// ([`ServerHandshake`]) and for requests another HTTP server parsed
+/// ([`ServerPolicy::upgrade`](crate::server::ServerPolicy::upgrade)).
+/// Returns the client's `Sec-WebSocket-Key`, or the status to refuse the
+/// request with (400, 405 or 426; see [`refusal_headers`]) and why.
+pub(crate) fn check_request<B>(req: &http::Request<B>) -> Result<String, (u16, HandshakeError)> {
+    let bad = |s: &str| (400, HandshakeError::BadRequest(s.to_string()));
+    if req.method() != http::Method::GET {
+        return Err((405, HandshakeError::BadRequest("method is not GET".into())));
+    }
+    if req.version() != http::Version::HTTP_11 {
+        return Err(bad("HTTP version is not 1.1"));
+    }
+    let h = req.headers();
+    // RFC 9112 §3.2: a request without Host, or with more than one, is
+    // answered 400, whatever its target.
+    if h.get_all(header::HOST).iter().count() != 1 {
+        return Err(bad("missing or repeated Host"));
+    }
+    // RFC 9112 §3.2: a GET names a resource in origin form (`/chat`) or
+    // absolute form (`ws://host/chat`); `*` and a bare authority are for
+    // OPTIONS and CONNECT.
+    if req.uri().scheme().is_none() && !req.uri().path().starts_with('/') {
+        return Err(bad("request target is not a path"));
+    }
+    if !has_token(h, header::UPGRADE, "websocket") {
+        return Err(bad("missing `Upgrade: websocket`"));
+    }
+    if !has_token(h, header::CONNECTION, "upgrade") {
+        return Err(bad("missing `Connection: Upgrade`"));
+    }
+    match h.get(header::SEC_WEBSOCKET_VERSION).map(|v| v.as_bytes()) {
+        Some(b"13") | Some(b"8") => {}
+        Some(v) => {
+            return Err((
+                426,
+                HandshakeError::UnsupportedVersion(String::from_utf8_lossy(v).into_owned()),
+            ))
+        }
+        None => return Err(bad("missing Sec-WebSocket-Version")),
+    }
+    let mut keys = h.get_all(header::SEC_WEBSOCKET_KEY).iter();
+    let key = match (keys.next(), keys.next()) {
+        (Some(k), None) => k,
+        _ => return Err(bad("missing or repeated Sec-WebSocket-Key")),
+    };
+    match BASE64.decode(key.as_bytes()) {
+        // Base64 text is ASCII: `to_str` cannot fail here.
+        Ok(n) if n.len() == 16 => key
+            .to_str()
+            .map(String::from)
+            .map_err(|_| bad("bad Sec-WebSocket-Key")),
+        _ => Err(bad("Sec-WebSocket-Key is not 16 bytes in base64")),
+    }
+}
+
+/// The headers a refusal with `status` carries: `Allow: GET` with 405
+/// (RFC 9110 §15.5.6), the supported versions with 426 (RFC 6455 §4.4).
+pub(crate) fn refusal_headers(status: u16) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    match status {
+        405 => {
+            headers.insert(header::ALLOW, HeaderValue::from_static("GET"));
+        }
+        426 => {
+            headers.insert(
+                header::SEC_WEBSOCKET_VERSION,
+                HeaderValue::from_static(SUPPORTED_VERSIONS),
+            );
+        }
+        _ => {}
+    }
+    headers
 }
 
 // ---------------------------------------------------------------- client --
@@ -490,97 +570,49 @@ impl ServerHandshake {
     }
 
     fn parse(&mut self, end: usize) -> Result<http::Request<()>, (u16, HandshakeError)> {
-        let bad = |s: &str| (400, HandshakeError::BadRequest(s.to_string()));
+        let malformed = |e: &dyn std::fmt::Display| (400, HandshakeError::Malformed(e.to_string()));
         let mut raw = vec![httparse::EMPTY_HEADER; self.config.max_headers];
         let mut req = httparse::Request::new(&mut raw);
         match req.parse(&self.buf[..end]) {
             Ok(httparse::Status::Complete(_)) => {}
-            Ok(httparse::Status::Partial) => return Err(bad("incomplete request head")),
+            Ok(httparse::Status::Partial) => {
+                return Err((
+                    400,
+                    HandshakeError::BadRequest("incomplete request head".into()),
+                ))
+            }
             Err(httparse::Error::TooManyHeaders) => {
                 return Err((431, HandshakeError::TooManyHeaders))
             }
-            Err(e) => return Err((400, HandshakeError::Malformed(e.to_string()))),
+            Err(e) => return Err(malformed(&e)),
         }
-        let headers =
-            to_header_map(req.headers).map_err(|e| (400, HandshakeError::Malformed(e)))?;
-        // RFC 6455 §4.2.1: the rules a valid opening handshake follows.
-        if req.method != Some("GET") {
-            return Err((405, HandshakeError::BadRequest("method is not GET".into())));
-        }
-        if req.version != Some(1) {
-            return Err(bad("HTTP version is not 1.1"));
-        }
-        // RFC 9112 §3.2: a request without Host, or with more than one, is
-        // answered 400.
-        if headers.get_all(header::HOST).iter().count() != 1 {
-            return Err(bad("missing or repeated Host"));
-        }
-        if !has_token(&headers, header::UPGRADE, "websocket") {
-            return Err(bad("missing `Upgrade: websocket`"));
-        }
-        if !has_token(&headers, header::CONNECTION, "upgrade") {
-            return Err(bad("missing `Connection: Upgrade`"));
-        }
-        let version = headers
-            .get(header::SEC_WEBSOCKET_VERSION)
-            .map(|v| v.as_bytes());
-        match version {
-            Some(b"13") | Some(b"8") => {}
-            Some(v) => {
-                return Err((
-                    426,
-                    HandshakeError::UnsupportedVersion(String::from_utf8_lossy(v).into_owned()),
-                ))
-            }
-            None => return Err(bad("missing Sec-WebSocket-Version")),
-        }
-        let mut keys = headers.get_all(header::SEC_WEBSOCKET_KEY).iter();
-        let key = match (keys.next(), keys.next()) {
-            (Some(k), None) => k,
-            _ => return Err(bad("missing or repeated Sec-WebSocket-Key")),
-        };
-        match BASE64.decode(key.as_bytes()) {
-            Ok(n) if n.len() == 16 => {}
-            _ => return Err(bad("Sec-WebSocket-Key is not 16 bytes in base64")),
-        }
-        self.key = Some(key.to_str().map_err(|_| bad("bad key"))?.to_string());
-        self.offered_protocols = tokens(&headers, header::SEC_WEBSOCKET_PROTOCOL);
+        let headers = to_header_map(req.headers).map_err(|e| malformed(&e))?;
+        let mut request = http::Request::builder()
+            .method(req.method.unwrap_or("GET"))
+            .uri(req.path.unwrap_or("/"))
+            .version(if req.version == Some(1) {
+                http::Version::HTTP_11
+            } else {
+                http::Version::HTTP_10
+            })
+            .body(())
+            .map_err(|e| malformed(&e))?;
+        *request.headers_mut() = headers;
+        self.key = Some(check_request(&request)?);
+        self.offered_protocols = tokens(request.headers(), header::SEC_WEBSOCKET_PROTOCOL);
         // RFC 7692 §5: pick the first offer we can honour, if any.
         self.deflate = self
             .config
             .deflate
             .as_ref()
-            .and_then(|d| d.accept_offers(&headers));
-        let path = req.path.unwrap_or("/");
-        let mut request = http::Request::builder()
-            .method(http::Method::GET)
-            .uri(path)
-            .version(http::Version::HTTP_11)
-            .body(())
-            .map_err(|e| (400, HandshakeError::Malformed(e.to_string())))?;
-        // RFC 9112 §3.2: a GET names a resource in origin form (`/chat`) or
-        // absolute form (`ws://host/chat`); `*` and a bare authority are
-        // for OPTIONS and CONNECT.
-        if request.uri().scheme().is_none() && !path.starts_with('/') {
-            return Err(bad("request target is not a path"));
-        }
-        *request.headers_mut() = headers;
+            .and_then(|d| d.accept_offers(request.headers()));
         Ok(request)
     }
 
     fn refuse(&mut self, status: u16, e: HandshakeError) -> HandshakeError {
-        let mut headers = HeaderMap::new();
-        if status == 426 || matches!(e, HandshakeError::UnsupportedVersion(_)) {
-            headers.insert(
-                header::SEC_WEBSOCKET_VERSION,
-                HeaderValue::from_static(SUPPORTED_VERSIONS),
-            );
-        }
-        if status == 405 {
-            headers.insert(header::ALLOW, HeaderValue::from_static("GET"));
-        }
+        let headers = refusal_headers(status);
         let body = format!("{e}\n");
-        self.out = http_status_response(status, reason_phrase(status), &headers, body.as_bytes());
+        self.out = http_status_response(status, &headers, body.as_bytes());
         self.done = true;
         e
     }
@@ -628,7 +660,7 @@ impl ServerHandshake {
     /// Rejects the request with `status`, extra headers and a body; the
     /// response is queued in [`ServerHandshake::poll_transmit`].
     pub fn reject(&mut self, status: u16, headers: &HeaderMap, body: &[u8]) {
-        self.out = http_status_response(status, reason_phrase(status), headers, body);
+        self.out = http_status_response(status, headers, body);
         self.done = true;
     }
 

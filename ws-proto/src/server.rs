@@ -43,9 +43,7 @@ use crate::connection::Connection;
 use crate::decide::{Accept, Reject};
 use crate::deflate::DeflateConfig;
 use crate::error::HandshakeError;
-use crate::handshake::{accept_key, SUPPORTED_VERSIONS};
-use base64::engine::general_purpose::STANDARD as BASE64;
-use base64::Engine as _;
+use crate::handshake::{accept_key, check_request, refusal_headers};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -351,58 +349,16 @@ fn has_token(headers: &HeaderMap, name: HeaderName, token: &str) -> bool {
 }
 
 /// RFC 6455 §4.2.1 on a request parsed elsewhere; returns the key.
+/// [`check_request`], its refusal as a [`Reject`] (a plain-text body
+/// saying why, and the headers the status calls for).
 fn check_upgrade<B>(req: &http::Request<B>) -> Result<String, Reject> {
-    if req.method() != http::Method::GET {
-        return Err(text_reject(405, "method is not GET")
-            .header(header::ALLOW, HeaderValue::from_static("GET")));
-    }
-    if req.version() != http::Version::HTTP_11 {
-        return Err(text_reject(400, "HTTP version is not 1.1"));
-    }
-    let h = req.headers();
-    // RFC 9112 §3.2: 400 without Host (unless the target names the host,
-    // as in HTTP/2), or with more than one.
-    let hosts = h.get_all(header::HOST).iter().count();
-    if hosts > 1 || (hosts == 0 && req.uri().host().is_none()) {
-        return Err(text_reject(400, "missing or repeated Host"));
-    }
-    // RFC 9112 §3.2: origin form or absolute form, not `*` or an authority.
-    if req.uri().scheme().is_none() && !req.uri().path().starts_with('/') {
-        return Err(text_reject(400, "request target is not a path"));
-    }
-    if !has_token(h, header::UPGRADE, "websocket") {
-        return Err(text_reject(400, "missing `Upgrade: websocket`"));
-    }
-    if !has_token(h, header::CONNECTION, "upgrade") {
-        return Err(text_reject(400, "missing `Connection: Upgrade`"));
-    }
-    match h.get(header::SEC_WEBSOCKET_VERSION).map(|v| v.as_bytes()) {
-        Some(b"13") | Some(b"8") => {}
-        Some(_) => {
-            return Err(text_reject(426, "unsupported WebSocket version").header(
-                header::SEC_WEBSOCKET_VERSION,
-                HeaderValue::from_static(SUPPORTED_VERSIONS),
-            ))
+    check_request(req).map_err(|(status, e)| {
+        let mut reject = text_reject(status, &e.to_string());
+        for (name, value) in &refusal_headers(status) {
+            reject = reject.header(name.clone(), value.clone());
         }
-        None => return Err(text_reject(400, "missing Sec-WebSocket-Version")),
-    }
-    let mut keys = h.get_all(header::SEC_WEBSOCKET_KEY).iter();
-    let key = match (keys.next(), keys.next()) {
-        (Some(k), None) => k,
-        _ => return Err(text_reject(400, "missing or repeated Sec-WebSocket-Key")),
-    };
-    match BASE64.decode(key.as_bytes()) {
-        Ok(n) if n.len() == 16 => {}
-        _ => {
-            return Err(text_reject(
-                400,
-                "Sec-WebSocket-Key is not 16 bytes in base64",
-            ))
-        }
-    }
-    key.to_str()
-        .map(String::from)
-        .map_err(|_| text_reject(400, "bad Sec-WebSocket-Key"))
+        reject
+    })
 }
 
 /// How long a server's accept loop pauses after `accept` failed for lack

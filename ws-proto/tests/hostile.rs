@@ -782,13 +782,29 @@ fn bad_requests() {
             GOOD.replace("Sec-WebSocket-Version: 13", "Sec-WebSocket-Version: 14") + "\r\n",
             "426",
         ),
+        // RFC 9112 §3.2: an absolute-form target does not stand in for Host.
+        (
+            GOOD.replace("GET /chat", "GET ws://example.com/chat")
+                .replace("Host: example.com\r\n", "")
+                + "\r\n",
+            "400",
+        ),
     ];
+    let policy = ws_proto::server::ServerPolicy::new();
     for (req, want) in cases {
         let (_, status) = refuse(Config::default(), req.as_bytes());
         assert!(
             status.starts_with(&format!("HTTP/1.1 {want} ")),
             "{req:?} → {status}"
         );
+        // A request another HTTP server parsed is held to the same rules
+        // (`ServerPolicy::upgrade`, for hyper and axum).
+        if let Ok(Some((parsed, _))) =
+            ws_proto::server::parse_request_head(req.as_bytes(), &Config::default())
+        {
+            let r = policy.upgrade(&parsed).expect_err(&req);
+            assert_eq!(r.status.to_string(), want, "upgrade of {req:?}");
+        }
     }
     // Tokens are matched case-insensitively and in lists.
     let ok = GOOD

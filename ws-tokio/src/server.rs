@@ -214,26 +214,7 @@ pub async fn write_reject<S>(io: &mut S, reject: &ws_proto::Reject) -> Result<()
 where
     S: AsyncWrite + Unpin,
 {
-    let reason = http::StatusCode::from_u16(reject.status)
-        .ok()
-        .and_then(|s| s.canonical_reason())
-        .unwrap_or("Unknown");
-    let mut out = format!("HTTP/1.1 {} {reason}\r\n", reject.status).into_bytes();
-    for (name, value) in reject.headers.iter() {
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
-    }
-    out.extend_from_slice(
-        format!(
-            "content-length: {}\r\nconnection: close\r\n\r\n",
-            reject.body.len()
-        )
-        .as_bytes(),
-    );
-    out.extend_from_slice(&reject.body);
-    io.write_all(&out).await?;
+    io.write_all(&reject.to_http()).await?;
     io.flush().await?;
     let _ = io.shutdown().await;
     Ok(())
