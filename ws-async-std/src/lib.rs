@@ -1,8 +1,10 @@
 //! `futures-io` adapter for the [`ws_proto`] WebSocket core: runs on
 //! async-std and on smol (and on any executor, given a [`Timer`]).
 //!
-//! Only the pump loop lives here: every protocol decision is made by
-//! `ws-proto`. Reads go through one shared per-thread buffer, so an idle
+//! Every protocol decision is made by `ws-proto`, and the loop that drives
+//! it over a stream is `ws-pump`'s, shared with the other async adapter:
+//! this crate supplies the runtime's reads, writes, clock and sleep, and
+//! the API. Reads go through one shared per-thread buffer, so an idle
 //! connection holds no read buffer at all.
 //!
 //! The socket is any `futures_io::AsyncRead + AsyncWrite` stream; the only
@@ -115,14 +117,13 @@ use bytes::Bytes;
 use futures_core::Stream;
 use futures_io::{AsyncRead, AsyncWrite};
 use futures_sink::Sink;
-use std::cell::RefCell;
 use std::future::{poll_fn, Future};
 use std::io;
 use std::pin::{pin, Pin};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Poll};
 use std::time::Instant;
-use ws_proto::{ClientHandshake, Connection, Event, ServerHandshake, Transmit};
+use ws_proto::{ClientHandshake, Connection, ServerHandshake, Transmit};
 
 pub use ws_proto::{
     http, Accept, CloseCode, CloseFrame, CloseInfo, Config, DeflateConfig, Error, HandshakeError,
@@ -280,380 +281,87 @@ pub mod smol;
 #[cfg(feature = "rustls")]
 pub mod tls;
 
-/// Unwritten bytes above which `recv` stops reading until the socket drains.
-const READ_PAUSE: usize = 1 << 20;
-
-/// Size of the shared per-thread read buffer.
-/// Most slices handed to one vectored write.
-const WRITE_SLICES: usize = 32;
-
-const READ_BUF: usize = 64 * 1024;
-
-thread_local! {
-    static READ_BUFFER: RefCell<Vec<u8>> = RefCell::new(vec![0; READ_BUF]);
-}
-
 fn seed() -> Result<[u8; 32], Error> {
     let mut s = [0u8; 32];
     getrandom::getrandom(&mut s).map_err(|e| Error::from(io::Error::other(e)))?;
     Ok(s)
 }
 
-/// Wakes every task that waits for the socket to become writable: the
-/// reading half flushes pongs and close echoes, the writing half flushes
-/// messages, and a socket keeps only one write waker.
-#[derive(Default)]
-struct WriteWakers {
-    slots: Mutex<[Option<Waker>; 2]>,
-}
-
-impl WriteWakers {
-    fn register(&self, side: Side, waker: &Waker) {
-        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
-        match &mut slots[side as usize] {
-            Some(w) if w.will_wake(waker) => {}
-            slot => *slot = Some(waker.clone()),
-        }
-    }
-}
-
-impl Wake for WriteWakers {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref()
-    }
-    fn wake_by_ref(self: &Arc<Self>) {
-        let wakers = std::mem::take(&mut *self.slots.lock().unwrap_or_else(|e| e.into_inner()));
-        for w in wakers.into_iter().flatten() {
-            w.wake();
-        }
-    }
-}
-
-/// Which half is polling: indexes [`WriteWakers::slots`].
-#[derive(Clone, Copy)]
-enum Side {
-    Read = 0,
-    Write = 1,
-}
-
-/// Where the shutdown of our write half stands.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Shut {
-    No,
-    /// The core asked for it; `poll_close` has not completed yet.
-    Wanted,
-    Done,
-}
-
-struct Inner<S> {
+/// The stream as the pump drives it: futures-io's poll functions.
+struct FuturesIo<S> {
     io: S,
-    conn: Connection,
-    shut: Shut,
     /// Shuts the write half where `poll_close` of the stream does not
     /// (async-std's `TcpStream` only flushes there).
     shutdown_write: Option<fn(&mut S) -> io::Result<()>>,
-    write_wakers: Arc<WriteWakers>,
-    write_waker: Waker,
-    /// The tasks waiting on the timer: split halves both run it, and the
-    /// sleep keeps only one waker.
-    timer_wakers: Arc<WriteWakers>,
-    timer_waker: Waker,
-    /// A timer ended the connection: what is unwritten will never be taken.
-    timer_closed: bool,
-    timer: Arc<dyn Timer>,
-    sleep: Option<Pin<Box<dyn Sleep>>>,
-    io_error: Option<Error>,
-    close_info: Option<CloseInfo>,
-    finished: bool,
-    /// Set when the connection is in a [`server::Clients`] set.
-    tracker: Option<ws_proto::clients::Tracker>,
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
-    fn new(io: S, conn: Connection, timer: Arc<dyn Timer>) -> Self {
-        let write_wakers = Arc::new(WriteWakers::default());
-        let timer_wakers = Arc::new(WriteWakers::default());
-        Inner {
-            io,
-            conn,
-            shut: Shut::No,
-            shutdown_write: None,
-            write_waker: Waker::from(write_wakers.clone()),
-            write_wakers,
-            timer_waker: Waker::from(timer_wakers.clone()),
-            timer_wakers,
-            timer_closed: false,
-            timer,
-            sleep: None,
-            io_error: None,
-            close_info: None,
-            finished: false,
-            tracker: None,
-        }
+impl<S: AsyncRead + AsyncWrite + Unpin> ws_pump::Io for FuturesIo<S> {
+    fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
     }
 
+    fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        &mut self,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // For a TCP stream, `poll_close` shuts the write half.
+        match self.shutdown_write {
+            Some(shutdown) => Poll::Ready(shutdown(&mut self.io)),
+            None => Pin::new(&mut self.io).poll_close(cx),
+        }
+    }
+}
+
+/// The connection's [`Timer`], as the pump's clock.
+struct SharedTimer(Arc<dyn Timer>);
+
+impl ws_pump::Clock for SharedTimer {
+    type Sleep = BoxedSleep;
     fn now(&self) -> Instant {
-        self.timer.now()
+        self.0.now()
     }
+    fn sleep_until(&self, deadline: Instant) -> BoxedSleep {
+        BoxedSleep(self.0.sleep_until(deadline))
+    }
+}
 
-    /// Writes everything the core has queued. `Ready(Ok)` once it is all
-    /// in the socket.
-    fn poll_flush(&mut self, cx: &mut Context<'_>, side: Side) -> Poll<Result<(), Error>> {
-        if let Some(e) = &self.io_error {
-            return Poll::Ready(Err(e.clone()));
-        }
-        // The socket keeps one write waker: give it one that wakes both
-        // halves, and remember which task this one is.
-        self.write_wakers.register(side, cx.waker());
-        let mut wcx = Context::from_waker(&self.write_waker);
-        loop {
-            // Vectored writes straight from the core's queue: large
-            // payloads are not copied into a write buffer, and the frames
-            // queued since the last write go out in one system call (one
-            // slice with `send`, cheaper than a one-slice `writev`).
-            let mut slices = [io::IoSlice::new(&[]); WRITE_SLICES];
-            let n = self.conn.transmit_slices(&mut slices);
-            if n > 0 {
-                let res = if n == 1 {
-                    Pin::new(&mut self.io).poll_write(&mut wcx, &slices[0])
-                } else {
-                    Pin::new(&mut self.io).poll_write_vectored(&mut wcx, &slices[..n])
-                };
-                match res {
-                    Poll::Ready(Ok(0)) => {
-                        return Poll::Ready(Err(self.io_failed(io::ErrorKind::WriteZero.into())))
-                    }
-                    Poll::Ready(Ok(w)) => {
-                        self.conn.advance_transmit(w);
-                        continue;
-                    }
-                    Poll::Ready(Err(e)) => return Poll::Ready(Err(self.io_failed(e))),
-                    Poll::Pending => return Poll::Pending,
-                }
-            }
-            if let Some(Transmit::Shutdown) = self.conn.poll_shutdown() {
-                self.shut = Shut::Wanted;
-            }
-            if self.shut == Shut::Wanted {
-                // RFC 6455 §7.1.1: our side of TCP closes now (for a TCP
-                // stream, `poll_close` shuts the write half). Errors are
-                // irrelevant at this point: the peer may already be gone.
-                let closed = match self.shutdown_write {
-                    Some(shutdown) => Poll::Ready(shutdown(&mut self.io)),
-                    None => Pin::new(&mut self.io).poll_close(&mut wcx),
-                };
-                return match closed {
-                    Poll::Pending => Poll::Pending,
-                    Poll::Ready(_) => {
-                        self.shut = Shut::Done;
-                        Poll::Ready(Ok(()))
-                    }
-                };
-            }
-            if self.shut == Shut::Done {
-                return Poll::Ready(Ok(()));
-            }
-            return match Pin::new(&mut self.io).poll_flush(&mut wcx) {
-                Poll::Ready(Err(e)) => Poll::Ready(Err(self.io_failed(e))),
-                other => other.map(|_| Ok(())),
-            };
-        }
-    }
+/// A [`Sleep`] of the connection's timer, as the pump's sleep.
+struct BoxedSleep(Pin<Box<dyn Sleep>>);
 
-    /// Arms the sleep for the core's next deadline and fires
-    /// `handle_timeout` when it passed; `true` if it fired. The sleep wakes
-    /// the tasks of both halves (`side` is the one polling).
-    fn poll_timer(&mut self, cx: &mut Context<'_>, side: Side) -> bool {
-        let Some(deadline) = self.conn.poll_timeout() else {
-            return false;
-        };
-        match &mut self.sleep {
-            Some(s) if s.deadline() == deadline => {}
-            Some(s) => s.as_mut().reset(deadline),
-            None => self.sleep = Some(self.timer.sleep_until(deadline)),
-        }
-        self.timer_wakers.register(side, cx.waker());
-        let mut tcx = Context::from_waker(&self.timer_waker);
-        let fired = match &mut self.sleep {
-            Some(s) => s.as_mut().poll_elapsed(&mut tcx).is_ready(),
-            None => false,
-        };
-        if fired {
-            let now = self.now();
-            self.conn.handle_timeout(now);
-            if self.conn.is_closed() {
-                self.timer_closed = true;
-            }
-        }
-        fired
+impl ws_pump::Sleep for BoxedSleep {
+    fn deadline(&self) -> Instant {
+        self.0.deadline()
     }
+    fn reset(&mut self, deadline: Instant) {
+        self.0.as_mut().reset(deadline)
+    }
+    fn poll_elapsed(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        self.0.as_mut().poll_elapsed(cx)
+    }
+}
 
-    /// [`poll_flush`](Self::poll_flush) for `send`/`flush` (of a
-    /// `WebSocket` or its writing half): while a
-    /// peer that does not read keeps the write waiting, the core's timers
-    /// still run (the heartbeat's idle timeout, the close timeout); when
-    /// one ends the connection, what was queued is dropped and the wait
-    /// ends with an error (`recv` then reports how the connection ended).
-    fn poll_flush_timed(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        loop {
-            match self.poll_flush(cx, Side::Write) {
-                Poll::Pending => {}
-                ready => return ready,
-            }
-            // A timer of either half may have ended the connection (then
-            // the reading half's timer woke this task too).
-            if !self.timer_closed && !self.poll_timer(cx, Side::Write) {
-                return Poll::Pending;
-            }
-            if self.timer_closed {
-                // The shutdown the core asks for, best effort (the core
-                // dropped what the peer did not take).
-                let _ = self.poll_flush(cx, Side::Write);
-                return Poll::Ready(Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "the connection timed out before the peer took the data",
-                )
-                .into()));
-            }
-        }
-    }
+/// The pump (`ws-pump`) over a futures-io stream.
+type Inner<S> = ws_pump::Pump<FuturesIo<S>, SharedTimer>;
 
-    fn io_failed(&mut self, e: io::Error) -> Error {
-        let err = Error::from(e);
-        if self.io_error.is_none() {
-            self.io_error = Some(err.clone());
-            let now = self.now();
-            self.conn.handle_eof(now);
-        }
-        err
-    }
-
-    /// Drives the connection until the next message or the end.
-    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, Error>>> {
-        loop {
-            if let Some(t) = &self.tracker {
-                // Messages other tasks queued for this client.
-                t.drain(&mut self.conn, cx.waker(), self.timer.now());
-            }
-            if let Some(ev) = self.conn.poll_event() {
-                match ev {
-                    Event::Text(t) => return Poll::Ready(Some(Ok(Message::Text(t)))),
-                    Event::Binary(b) => return Poll::Ready(Some(Ok(Message::Binary(b)))),
-                    Event::Ping(p) => {
-                        // Answer promptly; a blocked write must not stop reading.
-                        let _ = self.poll_flush(cx, Side::Read);
-                        return Poll::Ready(Some(Ok(Message::Ping(p))));
-                    }
-                    Event::Pong(p) => return Poll::Ready(Some(Ok(Message::Pong(p)))),
-                    Event::Closed(info) => {
-                        // Last words (a shutdown after a timeout): best effort.
-                        let _ = self.poll_flush(cx, Side::Read);
-                        self.close_info = Some(info.clone());
-                        self.finished = true;
-                        // Out of the client set: the connection ended.
-                        self.tracker = None;
-                        return Poll::Ready(Some(info.into_result(self.io_error.take())));
-                    }
-                    _ => continue,
-                }
-            }
-            if self.finished || self.conn.is_closed() {
-                return Poll::Ready(None);
-            }
-            let paused = match self.poll_flush(cx, Side::Read) {
-                Poll::Ready(Err(_)) => continue, // the core saw it as EOF; report it
-                // The shutdown after a finished close handshake ends a
-                // server's connection: report it.
-                Poll::Ready(Ok(())) if self.conn.is_closed() => continue,
-                // Backpressure: while the peer does not take what we owe it,
-                // stop reading what it sends (but keep the timers running:
-                // the heartbeat is what drops a peer that stopped reading
-                // for good).
-                Poll::Pending => self.conn.buffered_amount() > READ_PAUSE,
-                _ => false,
-            };
-            if self.tracker.as_ref().is_some_and(|t| t.stalled()) && !self.conn.should_wait() {
-                // Messages for this client waited for room; the flush made some.
-                continue;
-            }
-            if self.poll_timer(cx, Side::Read) {
-                continue;
-            }
-            if paused {
-                return Poll::Pending;
-            }
-            let res = READ_BUFFER.with(|cell| {
-                let mut guard;
-                let mut local;
-                let buf: &mut Vec<u8> = match cell.try_borrow_mut() {
-                    Ok(g) => {
-                        guard = g;
-                        &mut guard
-                    }
-                    Err(_) => {
-                        local = vec![0; READ_BUF];
-                        &mut local
-                    }
-                };
-                match Pin::new(&mut self.io).poll_read(cx, buf) {
-                    Poll::Ready(Ok(0)) => {
-                        let now = self.timer.now();
-                        self.conn.handle_eof(now);
-                        Poll::Ready(Ok(()))
-                    }
-                    Poll::Ready(Ok(n)) => {
-                        let now = self.timer.now();
-                        self.conn.handle_input(now, &buf[..n]);
-                        Poll::Ready(Ok(()))
-                    }
-                    Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {
-                        Poll::Ready(Ok(()))
-                    }
-                    Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-                    Poll::Pending => Poll::Pending,
-                }
-            });
-            match res {
-                Poll::Ready(Ok(())) => continue,
-                Poll::Ready(Err(e)) => {
-                    self.io_failed(e);
-                    continue;
-                }
-                Poll::Pending => return Poll::Pending,
-            }
-        }
-    }
-
-    fn queue(&mut self, msg: Message) -> Result<(), Error> {
-        self.queue_with(msg, true)
-    }
-
-    fn queue_with(&mut self, msg: Message, compress: bool) -> Result<(), Error> {
-        if let Some(e) = &self.io_error {
-            return Err(e.clone());
-        }
-        // The clock is read only for a close frame.
-        let timer = &self.timer;
-        self.conn.send_with_clock(|| timer.now(), msg, compress)?;
-        Ok(())
-    }
-
-    fn queue_prepared(&mut self, msg: &PreparedMessage) -> Result<(), Error> {
-        if let Some(e) = &self.io_error {
-            return Err(e.clone());
-        }
-        self.conn.send_prepared(msg)?;
-        Ok(())
-    }
-
-    fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
-        let now = self.now();
-        Ok(self.conn.close(now, code, reason)?)
-    }
-
-    fn buffered_amount(&self) -> usize {
-        self.conn.buffered_amount()
-    }
+fn new_inner<S>(io: S, conn: Connection, timer: Arc<dyn Timer>) -> Inner<S> {
+    let io = FuturesIo {
+        io,
+        shutdown_write: None,
+    };
+    ws_pump::Pump::new(io, SharedTimer(timer), conn)
 }
 
 /// A WebSocket over any `AsyncRead + AsyncWrite` stream.
@@ -670,8 +378,8 @@ pub struct WebSocket<S> {
 impl<S> std::fmt::Debug for WebSocket<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WebSocket")
-            .field("state", &self.inner.conn.state())
-            .field("role", &self.inner.conn.role())
+            .field("state", &self.inner.connection().state())
+            .field("role", &self.inner.connection().role())
             .finish()
     }
 }
@@ -680,7 +388,7 @@ impl<S> WebSocket<S> {
     /// Uses `shutdown` instead of `poll_close` to shut the write half.
     #[cfg_attr(not(feature = "async-std"), allow(dead_code))]
     fn with_shutdown(mut self, shutdown: fn(&mut S) -> io::Result<()>) -> Self {
-        self.inner.shutdown_write = Some(shutdown);
+        self.inner.io_mut().shutdown_write = Some(shutdown);
         self
     }
 }
@@ -697,7 +405,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
 
     fn with_shared_timer(io: S, conn: Connection, timer: Arc<dyn Timer>) -> Self {
         WebSocket {
-            inner: Inner::new(io, conn, timer),
+            inner: new_inner(io, conn, timer),
         }
     }
 
@@ -735,7 +443,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// [`SendBufferPolicy::Wait`]: writes what is queued while it is over
     /// the bound.
     async fn wait_room(&mut self) -> Result<(), Error> {
-        while self.inner.conn.should_wait() {
+        while self.inner.should_wait() {
             self.flush().await?;
         }
         Ok(())
@@ -791,12 +499,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
 
     /// The protocol state machine, for its getters.
     pub fn connection(&self) -> &Connection {
-        &self.inner.conn
+        self.inner.connection()
     }
 
     /// How the connection ended, once `recv` reported the end.
     pub fn close_info(&self) -> Option<&CloseInfo> {
-        self.inner.close_info.as_ref()
+        self.inner.close_info()
     }
 
     /// Bytes queued and not yet written to the socket.
@@ -806,7 +514,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
 
     /// The underlying stream.
     pub fn get_ref(&self) -> &S {
-        &self.inner.io
+        &self.inner.io().io
     }
 
     /// Splits into a reading and a writing half, usable from two tasks.
@@ -828,19 +536,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Stream for WebSocket<S> {
     }
 }
 
-/// Queue limit above which `Sink::poll_ready` flushes first (it also does
-/// when `Config::max_send_buffer` is reached under `SendBufferPolicy::Wait`).
-const SINK_HIGH_WATER: usize = 64 * 1024;
-
 impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocket<S> {
     type Error = Error;
     fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        let inner = &mut self.get_mut().inner;
-        if inner.conn.buffered_amount() > SINK_HIGH_WATER || inner.conn.should_wait() {
-            inner.poll_flush_timed(cx)
-        } else {
-            Poll::Ready(Ok(()))
-        }
+        self.get_mut().inner.poll_sink_ready(cx)
     }
     fn start_send(self: Pin<&mut Self>, item: Message) -> Result<(), Error> {
         self.get_mut().inner.queue(item)
@@ -849,12 +548,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocket<S> {
         self.get_mut().inner.poll_flush_timed(cx)
     }
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        let inner = &mut self.get_mut().inner;
-        // Polled again after `Pending`: the close frame is already queued.
-        if inner.conn.is_open() {
-            inner.close(CloseCode::NORMAL, "")?;
-        }
-        inner.poll_flush_timed(cx)
+        self.get_mut().inner.poll_sink_close(cx)
     }
 }
 
@@ -893,7 +587,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketReader<S> {
 
     /// How the connection ended, once `recv` reported the end.
     pub fn close_info(&self) -> Option<CloseInfo> {
-        lock(&self.shared).close_info.clone()
+        lock(&self.shared).close_info().cloned()
     }
 
     /// Puts the halves back together.
@@ -932,7 +626,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketWriter<S> {
     }
 
     async fn wait_room(&mut self) -> Result<(), Error> {
-        while lock(&self.shared).conn.should_wait() {
+        while lock(&self.shared).should_wait() {
             self.flush().await?;
         }
         Ok(())
@@ -988,12 +682,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Stream for WebSocketReader<S> {
 impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocketWriter<S> {
     type Error = Error;
     fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        let mut g = lock(&self.shared);
-        if g.conn.buffered_amount() > SINK_HIGH_WATER || g.conn.should_wait() {
-            g.poll_flush_timed(cx)
-        } else {
-            Poll::Ready(Ok(()))
-        }
+        lock(&self.shared).poll_sink_ready(cx)
     }
     fn start_send(self: Pin<&mut Self>, item: Message) -> Result<(), Error> {
         lock(&self.shared).queue(item)
@@ -1002,12 +691,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocketWriter<S> {
         lock(&self.shared).poll_flush_timed(cx)
     }
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        let mut g = lock(&self.shared);
-        // Polled again after `Pending`: the close frame is already queued.
-        if g.conn.is_open() {
-            g.close(CloseCode::NORMAL, "")?;
-        }
-        g.poll_flush_timed(cx)
+        lock(&self.shared).poll_sink_close(cx)
     }
 }
 

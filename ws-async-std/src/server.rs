@@ -61,7 +61,7 @@ impl<S> WebSocket<S> {
     /// The id of this connection in its [`Clients`] set (see
     /// [`Client::id`]); 0 when it is not tracked.
     pub fn client_id(&self) -> u64 {
-        self.inner.tracker.as_ref().map_or(0, Tracker::id)
+        self.inner.tracker().map_or(0, Tracker::id)
     }
 }
 
@@ -189,7 +189,8 @@ impl Upgrader {
         let (req, protocol) = seen.ok_or(Error::Handshake(HandshakeError::Eof))?;
         let info = RequestInfo::new(req, peer, protocol);
         if let Some(clients) = &self.clients {
-            ws.inner.tracker = Some(clients.track(Arc::new(info.clone()), self.max_queue));
+            ws.inner
+                .set_tracker(clients.track(Arc::new(info.clone()), self.max_queue));
         }
         Ok((ws, info))
     }

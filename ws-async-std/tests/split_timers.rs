@@ -134,3 +134,41 @@ fn reader_waiting_in_recv_also_sees_the_timeout() {
         assert_idle_timeout(got);
     })
 }
+
+/// Messages queued for a peer that does not read, when the reading half's
+/// timer ends the connection: the writer's next flush fails (`TimedOut`),
+/// it does not report them written. Here nobody flushes while the reader
+/// times out: the writer's sends were cancelled with their messages queued.
+#[test]
+fn queued_messages_dropped_by_the_readers_timeout_fail_the_flush() {
+    smol::block_on(async {
+        let (mut r, mut w, _peer) = halves().await;
+        let chunk = Message::binary(vec![0x5a; 256 << 10]);
+        // Send until a send waits (the socket is full), then cancel it:
+        // its message stays queued.
+        let mut waited = false;
+        for _ in 0..256 {
+            let send = async { Some(w.send(chunk.clone()).await) };
+            let wait = async {
+                smol::Timer::after(Duration::from_millis(50)).await;
+                None
+            };
+            match smol::future::or(send, wait).await {
+                Some(res) => res.unwrap(),
+                None => {
+                    waited = true;
+                    break;
+                }
+            }
+        }
+        assert!(waited, "64 MiB taken by a peer that reads nothing");
+        assert!(w.buffered_amount() > 0);
+        // The reader's timer ends the connection while the writer waits.
+        assert_idle_timeout(bounded(5, "recv still waits", r.recv()).await);
+        let flushed = bounded(5, "flush still waits", w.flush()).await;
+        match flushed {
+            Err(Error::Io(io)) => assert_eq!(io.kind(), std::io::ErrorKind::TimedOut),
+            other => panic!("what was queued was not written, yet flush said {other:?}"),
+        }
+    })
+}

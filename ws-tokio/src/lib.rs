@@ -1,7 +1,9 @@
 //! Tokio adapter for the [`ws_proto`] WebSocket core.
 //!
-//! Only the pump loop lives here: every protocol decision is made by
-//! `ws-proto`. Reads go through one shared per-thread buffer, so an idle
+//! Every protocol decision is made by `ws-proto`, and the loop that drives
+//! it over a stream is `ws-pump`'s, shared with the other async adapter:
+//! this crate supplies the runtime's reads, writes, clock and sleep, and
+//! the API. Reads go through one shared per-thread buffer, so an idle
 //! connection holds no read buffer at all.
 //!
 //! ```no_run
@@ -75,16 +77,15 @@
 use bytes::Bytes;
 use futures_core::Stream;
 use futures_sink::Sink;
-use std::cell::RefCell;
 use std::future::{poll_fn, Future};
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Sleep;
-use ws_proto::{ClientHandshake, Connection, Event, ServerHandshake, Transmit};
+use ws_proto::{ClientHandshake, Connection, ServerHandshake, Transmit};
 
 pub mod client;
 pub mod server;
@@ -100,28 +101,6 @@ pub use ws_proto::{
 
 pub use ws_proto::{PreparedMessage, SendBufferPolicy};
 
-/// Unwritten bytes above which `recv` stops reading until the socket drains.
-const READ_PAUSE: usize = 1 << 20;
-
-/// Most slices handed to one vectored write.
-const WRITE_SLICES: usize = 32;
-
-/// Size of the shared per-thread read buffer.
-const READ_BUF: usize = 64 * 1024;
-
-thread_local! {
-    static READ_BUFFER: RefCell<Vec<u8>> = RefCell::new(vec![0; READ_BUF]);
-}
-
-/// Runs `f` with the shared per-thread read buffer (or, if it is already
-/// in use further up the stack, a temporary one).
-fn with_read_buffer<R>(f: impl FnOnce(&mut [u8]) -> R) -> R {
-    READ_BUFFER.with(|cell| match cell.try_borrow_mut() {
-        Ok(mut buf) => f(&mut buf),
-        Err(_) => f(&mut vec![0; READ_BUF]),
-    })
-}
-
 fn now() -> std::time::Instant {
     // tokio's clock, so that paused time in tests drives the core's timers.
     tokio::time::Instant::now().into_std()
@@ -133,408 +112,89 @@ fn seed() -> Result<[u8; 32], Error> {
     Ok(s)
 }
 
-/// Wakes every task that waits for the socket to become writable: the
-/// reading half flushes pongs and close echoes, the writing half flushes
-/// messages, and a socket keeps only one write waker.
-#[derive(Default)]
-struct WriteWakers {
-    slots: Mutex<[Option<Waker>; 2]>,
-}
+/// The stream as the pump drives it: tokio's poll functions.
+struct TokioIo<S>(S);
 
-impl Wake for WriteWakers {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref()
-    }
-    fn wake_by_ref(self: &Arc<Self>) {
-        let wakers = std::mem::take(&mut *self.slots.lock().unwrap_or_else(|e| e.into_inner()));
-        for w in wakers.into_iter().flatten() {
-            w.wake();
-        }
-    }
-}
+impl<S: AsyncRead + AsyncWrite + Unpin> ws_pump::Io for TokioIo<S> {
+    // tokio-util's `poll_read_buf` reads into uninitialized memory
+    // without unsafe code of ours.
+    const READS_INTO_BUF: bool = true;
 
-/// Which half is polling: indexes [`WriteWakers::slots`].
-#[derive(Clone, Copy)]
-enum Side {
-    Read = 0,
-    Write = 1,
-}
-
-/// One socket readiness (or one timer) that two tasks may wait on: the
-/// socket or the sleep keeps a single waker, this one, which wakes both.
-struct SharedWaker {
-    wakers: Arc<WriteWakers>,
-    waker: Waker,
-}
-
-impl SharedWaker {
-    fn new() -> Self {
-        let wakers = Arc::new(WriteWakers::default());
-        SharedWaker {
-            waker: Waker::from(wakers.clone()),
-            wakers,
+    fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        let mut rb = ReadBuf::new(buf);
+        match Pin::new(&mut self.0).poll_read(cx, &mut rb) {
+            Poll::Ready(Ok(())) => Poll::Ready(Ok(rb.filled().len())),
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
         }
     }
 
-    /// Puts `cx`'s waker in `side`'s slot.
-    fn register(&self, cx: &Context<'_>, side: Side) {
-        let mut slots = self.wakers.slots.lock().unwrap_or_else(|e| e.into_inner());
-        let slot = &mut slots[side as usize];
-        if !slot.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-            *slot = Some(cx.waker().clone());
-        }
+    fn poll_read_buf(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut bytes::buf::Limit<&mut Vec<u8>>,
+    ) -> Poll<io::Result<usize>> {
+        tokio_util::io::poll_read_buf(Pin::new(&mut self.0), cx, buf)
+    }
+
+    fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        &mut self,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
+    }
+
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
     }
 }
 
-/// The core's timer: allocated for connections that have a deadline.
-struct TimerState {
-    sleep: Pin<Box<Sleep>>,
-    shared: SharedWaker,
-}
+/// tokio's clock (paused time in tests drives the core's timers too).
+struct TokioClock;
 
-// Everything that most connections never need is boxed and allocated on
-// first use (issue 5: an idle connection should cost almost nothing).
-struct Inner<S> {
-    io: S,
-    conn: Connection,
-    /// The core asked for the write half to be shut and that is not done
-    /// yet (it is done once: a repeated `shutdown(2)` is a wasted system
-    /// call, and fails once the peer closed too).
-    shutdown: bool,
-    finished: bool,
-    cold: Option<Box<InnerCold>>,
-}
-
-/// The part of [`Inner`] that most connections never use.
-#[derive(Default)]
-struct InnerCold {
-    /// Set once a write had to wait: from then on every write registers
-    /// this waker, which wakes both halves' tasks.
-    write: Option<SharedWaker>,
-    /// The core's timer, for connections that have a deadline.
-    timer: Option<TimerState>,
-    io_error: Option<Error>,
-    close_info: Option<CloseInfo>,
-    /// Set when the connection is in a [`server::Clients`] set.
-    tracker: Option<ws_proto::clients::Tracker>,
-}
-
-/// The shared write waker, once a write has waited.
-fn write_waker(cold: &Option<Box<InnerCold>>) -> Option<&Waker> {
-    Some(&cold.as_ref()?.write.as_ref()?.waker)
-}
-
-impl<S> Inner<S> {
-    fn cold_mut(&mut self) -> &mut InnerCold {
-        self.cold.get_or_insert_with(Default::default)
+impl ws_pump::Clock for TokioClock {
+    type Sleep = TokioSleep;
+    fn now(&self) -> std::time::Instant {
+        now()
     }
-
-    fn io_error(&self) -> Option<&Error> {
-        self.cold.as_ref()?.io_error.as_ref()
-    }
-
-    fn tracker(&self) -> Option<&ws_proto::clients::Tracker> {
-        self.cold.as_ref()?.tracker.as_ref()
-    }
-
-    fn set_tracker(&mut self, t: ws_proto::clients::Tracker) {
-        self.cold_mut().tracker = Some(t);
+    fn sleep_until(&self, deadline: std::time::Instant) -> TokioSleep {
+        TokioSleep(Box::pin(tokio::time::sleep_until(
+            tokio::time::Instant::from_std(deadline),
+        )))
     }
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
-    fn new(io: S, conn: Connection) -> Self {
-        Inner {
-            io,
-            conn,
-            shutdown: false,
-            finished: false,
-            cold: None,
-        }
-    }
+/// A tokio sleep, moved in place when the core's deadline changes.
+struct TokioSleep(Pin<Box<Sleep>>);
 
-    /// Writes everything the core has queued. `Ready(Ok)` once it is all
-    /// in the socket.
-    fn poll_flush(&mut self, cx: &mut Context<'_>, side: Side) -> Poll<Result<(), Error>> {
-        if let Some(e) = self.io_error() {
-            return Poll::Ready(Err(e.clone()));
-        }
-        // Whether this task's waker is in its slot: it is put there only
-        // when a write waits (the common write completes at once, and
-        // taking the lock for every message would cost more than the rest
-        // of this function).
-        let mut registered = false;
-        loop {
-            if !self.conn.wants_transmit() && !self.shutdown {
-                // Nothing queued: only the stream's own flush is left.
-                return match Pin::new(&mut self.io).poll_flush(cx) {
-                    Poll::Ready(Err(e)) => Poll::Ready(Err(self.io_failed(e))),
-                    other => other.map(|_| Ok(())),
-                };
-            }
-            // Vectored writes straight from the core's queue: large payloads
-            // are never copied into a write buffer, and all the frames
-            // queued since the last write go out in one syscall.
-            let mut slices = [io::IoSlice::new(&[]); WRITE_SLICES];
-            let n = self.conn.transmit_slices(&mut slices);
-            if n > 0 {
-                // Until a write first waits, the polling task registers
-                // itself; see `register_write_waker`.
-                let mut wcx = Context::from_waker(write_waker(&self.cold).unwrap_or(cx.waker()));
-                // One slice (small frames are copied together into the
-                // queue's tail) goes out with `send`, cheaper in the kernel
-                // than `writev` (no iovec import, no VFS write path).
-                let res = if n == 1 {
-                    Pin::new(&mut self.io).poll_write(&mut wcx, &slices[0])
-                } else {
-                    Pin::new(&mut self.io).poll_write_vectored(&mut wcx, &slices[..n])
-                };
-                match res {
-                    Poll::Ready(Ok(0)) => {
-                        return Poll::Ready(Err(self.io_failed(io::ErrorKind::WriteZero.into())))
-                    }
-                    Poll::Ready(Ok(w)) => {
-                        self.conn.advance_transmit(w);
-                        continue;
-                    }
-                    Poll::Ready(Err(e)) => return Poll::Ready(Err(self.io_failed(e))),
-                    Poll::Pending if registered => return Poll::Pending,
-                    Poll::Pending => {
-                        // Put this task's waker where the shared waker
-                        // finds it, then try once more with the shared
-                        // one, so that the socket holds it and a wake-up
-                        // between the write and the registration is not
-                        // lost.
-                        self.register_write_waker(cx, side);
-                        registered = true;
-                        continue;
-                    }
-                }
-            }
-            if let Some(Transmit::Shutdown) = self.conn.poll_shutdown() {
-                self.shutdown = true;
-            }
-            if self.shutdown {
-                // RFC 6455 §7.1.1: our side of TCP closes now. Errors are
-                // irrelevant at this point: the peer may already be gone.
-                let mut wcx = Context::from_waker(write_waker(&self.cold).unwrap_or(cx.waker()));
-                match Pin::new(&mut self.io).poll_shutdown(&mut wcx) {
-                    Poll::Pending if registered => return Poll::Pending,
-                    Poll::Pending => {
-                        self.register_write_waker(cx, side);
-                        registered = true;
-                        continue;
-                    }
-                    Poll::Ready(_) => {
-                        self.shutdown = false;
-                        return Poll::Ready(Ok(()));
-                    }
-                }
-            }
-            return match Pin::new(&mut self.io).poll_flush(cx) {
-                Poll::Ready(Err(e)) => Poll::Ready(Err(self.io_failed(e))),
-                other => other.map(|_| Ok(())),
-            };
-        }
+impl ws_pump::Sleep for TokioSleep {
+    fn deadline(&self) -> std::time::Instant {
+        self.0.deadline().into_std()
     }
+    fn reset(&mut self, deadline: std::time::Instant) {
+        self.0
+            .as_mut()
+            .reset(tokio::time::Instant::from_std(deadline));
+    }
+    fn poll_elapsed(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        self.0.as_mut().poll(cx)
+    }
+}
 
-    /// Puts `cx`'s waker in `side`'s slot of the wakers the socket's
-    /// write readiness wakes.
-    /// Split halves (ours, or a `StreamExt::split` of the whole socket)
-    /// both wait for write readiness from their own tasks.
-    fn register_write_waker(&mut self, cx: &Context<'_>, side: Side) {
-        self.cold_mut()
-            .write
-            .get_or_insert_with(SharedWaker::new)
-            .register(cx, side);
-    }
+/// The pump (`ws-pump`) over a tokio stream.
+type Inner<S> = ws_pump::Pump<TokioIo<S>, TokioClock>;
 
-    /// Arms the sleep for the core's next deadline and fires
-    /// `handle_timeout` when it passed; `true` if it fired. The sleep wakes
-    /// the tasks of both halves (`side` is the one polling).
-    fn poll_timer(&mut self, cx: &mut Context<'_>, side: Side) -> bool {
-        let Some(deadline) = self.conn.poll_timeout() else {
-            return false;
-        };
-        let deadline = tokio::time::Instant::from_std(deadline);
-        let timer = match &mut self.cold_mut().timer {
-            Some(t) => {
-                if t.sleep.deadline() != deadline {
-                    t.sleep.as_mut().reset(deadline);
-                }
-                t
-            }
-            slot @ None => slot.insert(TimerState {
-                sleep: Box::pin(tokio::time::sleep_until(deadline)),
-                shared: SharedWaker::new(),
-            }),
-        };
-        timer.shared.register(cx, side);
-        let mut tcx = Context::from_waker(&timer.shared.waker);
-        let fired = timer.sleep.as_mut().poll(&mut tcx).is_ready();
-        if fired {
-            self.conn.handle_timeout(now());
-        }
-        fired
-    }
-
-    /// [`poll_flush`](Self::poll_flush) for `send`/`flush` (of a
-    /// `WebSocket` or its writing half): while a
-    /// peer that does not read keeps the write waiting, the core's timers
-    /// still run (the heartbeat's idle timeout, the close timeout); when
-    /// one ends the connection, what was queued is dropped and the wait
-    /// ends with an error (`recv` then reports how the connection ended).
-    fn poll_flush_timed(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        loop {
-            match self.poll_flush(cx, Side::Write) {
-                Poll::Pending => {}
-                ready => return ready,
-            }
-            if !self.poll_timer(cx, Side::Write) {
-                return Poll::Pending;
-            }
-            if self.conn.is_closed() {
-                // The shutdown the core asks for, best effort.
-                let _ = self.poll_flush(cx, Side::Write);
-                return Poll::Ready(Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "the connection timed out before the peer took the data",
-                )
-                .into()));
-            }
-        }
-    }
-
-    fn io_failed(&mut self, e: io::Error) -> Error {
-        let err = Error::from(e);
-        if self.io_error().is_none() {
-            self.cold_mut().io_error = Some(err.clone());
-            self.conn.handle_eof(now());
-        }
-        err
-    }
-
-    /// Drives the connection until the next message or the end.
-    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, Error>>> {
-        loop {
-            if let Some(t) = self.cold.as_ref().and_then(|c| c.tracker.as_ref()) {
-                // Messages other tasks queued for this client.
-                t.drain(&mut self.conn, cx.waker(), now());
-            }
-            if let Some(ev) = self.conn.poll_event() {
-                match ev {
-                    Event::Text(t) => return Poll::Ready(Some(Ok(Message::Text(t)))),
-                    Event::Binary(b) => return Poll::Ready(Some(Ok(Message::Binary(b)))),
-                    Event::Ping(p) => {
-                        // Answer promptly; a blocked write must not stop reading.
-                        let _ = self.poll_flush(cx, Side::Read);
-                        return Poll::Ready(Some(Ok(Message::Ping(p))));
-                    }
-                    Event::Pong(p) => return Poll::Ready(Some(Ok(Message::Pong(p)))),
-                    Event::Closed(info) => {
-                        // Last words (a shutdown after a timeout): best effort.
-                        let _ = self.poll_flush(cx, Side::Read);
-                        let io_error = {
-                            let cold = self.cold_mut();
-                            cold.close_info = Some(info.clone());
-                            // Out of the client set: the connection ended.
-                            cold.tracker = None;
-                            cold.io_error.take()
-                        };
-                        self.finished = true;
-                        return Poll::Ready(Some(info.into_result(io_error)));
-                    }
-                    _ => continue,
-                }
-            }
-            if self.finished || self.conn.is_closed() {
-                return Poll::Ready(None);
-            }
-            // Backpressure: while the peer does not take what we owe it,
-            // stop reading what it sends (but keep the timers running: the
-            // heartbeat is what drops a peer that stopped reading for good).
-            let paused = match self.poll_flush(cx, Side::Read) {
-                Poll::Ready(Err(_)) => continue, // the core saw it as EOF; report it
-                // The shutdown after a finished close handshake ends a
-                // server's connection: report it.
-                Poll::Ready(Ok(())) if self.conn.is_closed() => continue,
-                Poll::Pending => self.conn.buffered_amount() > READ_PAUSE,
-                _ => false,
-            };
-            if self.tracker().is_some_and(|t| t.stalled()) && !self.conn.should_wait() {
-                // Messages for this client waited for room; the flush made some.
-                continue;
-            }
-            if self.poll_timer(cx, Side::Read) {
-                continue;
-            }
-            if paused {
-                return Poll::Pending;
-            }
-            // The rest of a large frame goes straight into the message:
-            // no copy out of the read buffer, and reads larger than it.
-            let direct = self.conn.read_direct(now, READ_BUF, |buf| {
-                tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, buf)
-            });
-            if let Some(res) = direct {
-                match res {
-                    Poll::Ready(Ok(0)) => self.conn.handle_eof(now()),
-                    Poll::Ready(Ok(_)) => {}
-                    Poll::Ready(Err(e)) => {
-                        self.io_failed(e);
-                    }
-                    Poll::Pending => return Poll::Pending,
-                }
-                continue;
-            }
-            let res = with_read_buffer(|buf| {
-                let mut rb = ReadBuf::new(buf);
-                match Pin::new(&mut self.io).poll_read(cx, &mut rb) {
-                    Poll::Ready(Ok(())) => {
-                        let n = rb.filled().len();
-                        if n == 0 {
-                            self.conn.handle_eof(now());
-                        } else {
-                            self.conn.handle_input(now(), rb.filled());
-                        }
-                        Poll::Ready(Ok(()))
-                    }
-                    Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-                    Poll::Pending => Poll::Pending,
-                }
-            });
-            match res {
-                Poll::Ready(Ok(())) => continue,
-                Poll::Ready(Err(e)) => {
-                    self.io_failed(e);
-                    continue;
-                }
-                Poll::Pending => return Poll::Pending,
-            }
-        }
-    }
-
-    fn queue(&mut self, msg: Message) -> Result<(), Error> {
-        self.queue_with(msg, true)
-    }
-
-    fn queue_with(&mut self, msg: Message, compress: bool) -> Result<(), Error> {
-        if let Some(e) = self.io_error() {
-            return Err(e.clone());
-        }
-        // The clock is read only for a close frame: for the data messages
-        // of a busy connection it would be a good part of the cost.
-        self.conn.send_with_clock(now, msg, compress)?;
-        Ok(())
-    }
-
-    fn queue_prepared(&mut self, msg: &PreparedMessage) -> Result<(), Error> {
-        if let Some(e) = self.io_error() {
-            return Err(e.clone());
-        }
-        self.conn.send_prepared(msg)?;
-        Ok(())
-    }
+fn new_inner<S>(io: S, conn: Connection) -> Inner<S> {
+    ws_pump::Pump::new(TokioIo(io), TokioClock, conn)
 }
 
 /// A WebSocket over any `AsyncRead + AsyncWrite` stream.
@@ -554,8 +214,8 @@ pub struct WebSocket<S> {
 impl<S> std::fmt::Debug for WebSocket<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WebSocket")
-            .field("state", &self.inner.conn.state())
-            .field("role", &self.inner.conn.role())
+            .field("state", &self.inner.connection().state())
+            .field("role", &self.inner.connection().role())
             .finish()
     }
 }
@@ -566,7 +226,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// `Connection::server(config)`).
     pub fn from_connection(io: S, conn: Connection) -> Self {
         WebSocket {
-            inner: Box::new(Inner::new(io, conn)),
+            inner: Box::new(new_inner(io, conn)),
         }
     }
 
@@ -601,7 +261,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// [`SendBufferPolicy::Wait`]: writes what is queued while it is over
     /// the bound.
     async fn wait_room(&mut self) -> Result<(), Error> {
-        while self.inner.conn.should_wait() {
+        while self.inner.should_wait() {
             self.flush().await?;
         }
         Ok(())
@@ -649,28 +309,28 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// Starts the closing handshake and flushes the close frame. Keep
     /// calling [`recv`](Self::recv) until `None` to complete it.
     pub async fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
-        self.inner.conn.close(now(), code, reason)?;
+        self.inner.close(code, reason)?;
         self.flush().await
     }
 
     /// The protocol state machine, for its getters.
     pub fn connection(&self) -> &Connection {
-        &self.inner.conn
+        self.inner.connection()
     }
 
     /// How the connection ended, once `recv` reported the end.
     pub fn close_info(&self) -> Option<&CloseInfo> {
-        self.inner.cold.as_ref()?.close_info.as_ref()
+        self.inner.close_info()
     }
 
     /// Bytes queued and not yet written to the socket.
     pub fn buffered_amount(&self) -> usize {
-        self.inner.conn.buffered_amount()
+        self.inner.buffered_amount()
     }
 
     /// The underlying stream.
     pub fn get_ref(&self) -> &S {
-        &self.inner.io
+        &self.inner.io().0
     }
 
     /// Splits into a reading and a writing half, usable from two tasks.
@@ -692,19 +352,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Stream for WebSocket<S> {
     }
 }
 
-/// Queue limit above which `Sink::poll_ready` flushes first (it also does
-/// when `Config::max_send_buffer` is reached under `SendBufferPolicy::Wait`).
-const SINK_HIGH_WATER: usize = 64 * 1024;
-
 impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocket<S> {
     type Error = Error;
     fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        let inner = &mut self.get_mut().inner;
-        if inner.conn.buffered_amount() > SINK_HIGH_WATER || inner.conn.should_wait() {
-            inner.poll_flush_timed(cx)
-        } else {
-            Poll::Ready(Ok(()))
-        }
+        self.get_mut().inner.poll_sink_ready(cx)
     }
     fn start_send(self: Pin<&mut Self>, item: Message) -> Result<(), Error> {
         self.get_mut().inner.queue(item)
@@ -713,11 +364,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocket<S> {
         self.get_mut().inner.poll_flush_timed(cx)
     }
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        let inner = &mut self.get_mut().inner;
-        if inner.conn.is_open() {
-            inner.conn.close(now(), CloseCode::NORMAL, "")?;
-        }
-        inner.poll_flush_timed(cx)
+        self.get_mut().inner.poll_sink_close(cx)
     }
 }
 
@@ -800,7 +447,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketWriter<S> {
     }
 
     async fn wait_room(&mut self) -> Result<(), Error> {
-        while lock(&self.shared).conn.should_wait() {
+        while lock(&self.shared).should_wait() {
             self.flush().await?;
         }
         Ok(())
@@ -821,14 +468,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketWriter<S> {
 
     /// Starts the closing handshake; the reading half completes it.
     pub async fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
-        lock(&self.shared).conn.close(now(), code, reason)?;
+        lock(&self.shared).close(code, reason)?;
         self.flush().await
     }
 
     /// Bytes queued and not yet written to the socket.
     pub fn buffered_amount(&self) -> usize {
         let g = lock(&self.shared);
-        g.conn.buffered_amount()
+        g.buffered_amount()
     }
 }
 
@@ -842,12 +489,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Stream for WebSocketReader<S> {
 impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocketWriter<S> {
     type Error = Error;
     fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        let mut g = lock(&self.shared);
-        if g.conn.buffered_amount() > SINK_HIGH_WATER || g.conn.should_wait() {
-            g.poll_flush_timed(cx)
-        } else {
-            Poll::Ready(Ok(()))
-        }
+        lock(&self.shared).poll_sink_ready(cx)
     }
     fn start_send(self: Pin<&mut Self>, item: Message) -> Result<(), Error> {
         lock(&self.shared).queue(item)
@@ -856,11 +498,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocketWriter<S> {
         lock(&self.shared).poll_flush_timed(cx)
     }
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        let mut g = lock(&self.shared);
-        if g.conn.is_open() {
-            g.conn.close(now(), CloseCode::NORMAL, "")?;
-        }
-        g.poll_flush_timed(cx)
+        lock(&self.shared).poll_sink_close(cx)
     }
 }
 
@@ -1051,7 +689,7 @@ where
         // the handshake before the next await: a pending handshake holds
         // no read buffer of its own.
         poll_fn(|cx| loop {
-            let read = with_read_buffer(|buf| {
+            let read = ws_pump::with_read_buffer(|buf| {
                 let mut rb = ReadBuf::new(buf);
                 match Pin::new(&mut io).poll_read(cx, &mut rb) {
                     Poll::Ready(Ok(())) if rb.filled().is_empty() => {

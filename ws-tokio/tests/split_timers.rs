@@ -160,3 +160,41 @@ async fn sink_send_times_out() {
         .expect("the writer's Sink::send is still blocked after 15 s");
     assert_timed_out(&e, t0.elapsed());
 }
+
+/// Messages queued for a peer that does not read, when the reading half's
+/// timer ends the connection: the writer's next flush fails (`TimedOut`),
+/// it does not report them written. Here nobody flushes while the reader
+/// times out: the writer's sends were cancelled with their messages queued.
+#[tokio::test]
+async fn queued_messages_dropped_by_the_readers_timeout_fail_the_flush() {
+    let (mut r, mut w, _peer) = halves().await;
+    let chunk = Message::binary(vec![0x5a; 256 << 10]);
+    // Send until a send waits (the socket is full), then cancel it: its
+    // message stays queued.
+    let mut waited = false;
+    for _ in 0..256 {
+        match tokio::time::timeout(Duration::from_millis(50), w.send(chunk.clone())).await {
+            Ok(res) => res.unwrap(),
+            Err(_) => {
+                waited = true;
+                break;
+            }
+        }
+    }
+    assert!(waited, "64 MiB taken by a peer that reads nothing");
+    assert!(w.buffered_amount() > 0);
+    // The reader's timer ends the connection while the writer waits.
+    match tokio::time::timeout(Duration::from_secs(5), r.recv()).await {
+        Ok(Some(Err(Error::Closed(info)))) => {
+            assert_eq!(info.ending, ws_proto::Ending::IdleTimeout, "{info}")
+        }
+        other => panic!("{other:?}"),
+    }
+    let flushed = tokio::time::timeout(Duration::from_secs(5), w.flush())
+        .await
+        .expect("flush still waits");
+    match flushed {
+        Err(Error::Io(io)) => assert_eq!(io.kind(), std::io::ErrorKind::TimedOut),
+        other => panic!("what was queued was not written, yet flush said {other:?}"),
+    }
+}
