@@ -142,7 +142,7 @@ impl Wake for Wakers {
 
 /// Which half is polling: indexes the slots of a [`SharedWaker`].
 #[derive(Clone, Copy, Debug)]
-pub enum Side {
+enum Side {
     /// `recv` and what it flushes (pongs, close echoes).
     Read = 0,
     /// `send`, `flush`, `close`.
@@ -467,7 +467,7 @@ impl<T: Io, C: Clock> Pump<T, C> {
         fired
     }
 
-    /// [`poll_flush`](Self::poll_flush) for `send`/`flush` (of a
+    /// Writes everything queued, for `send`/`flush` (of a
     /// `WebSocket` or its writing half): while a peer that does not read
     /// keeps the write waiting, the core's timers still run (the
     /// heartbeat's idle timeout, the close timeout); when one ends the
