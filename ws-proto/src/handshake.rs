@@ -90,6 +90,25 @@ fn to_header_map(raw: &[httparse::Header<'_>]) -> Result<HeaderMap, String> {
     Ok(map)
 }
 
+/// A request head parsed by httparse as an `http::Request`: method,
+/// target, version and headers as sent. Errors say what `http` refused.
+pub(crate) fn to_http_request(
+    req: &httparse::Request<'_, '_>,
+) -> Result<http::Request<()>, String> {
+    let mut request = http::Request::builder()
+        .method(req.method.unwrap_or("GET"))
+        .uri(req.path.unwrap_or("/"))
+        .version(if req.version == Some(0) {
+            http::Version::HTTP_10
+        } else {
+            http::Version::HTTP_11
+        })
+        .body(())
+        .map_err(|e| e.to_string())?;
+    *request.headers_mut() = to_header_map(req.headers)?;
+    Ok(request)
+}
+
 fn write_headers(out: &mut Vec<u8>, headers: &HeaderMap) {
     for (name, value) in headers {
         out.extend_from_slice(name.as_str().as_bytes());
@@ -586,18 +605,7 @@ impl ServerHandshake {
             }
             Err(e) => return Err(malformed(&e)),
         }
-        let headers = to_header_map(req.headers).map_err(|e| malformed(&e))?;
-        let mut request = http::Request::builder()
-            .method(req.method.unwrap_or("GET"))
-            .uri(req.path.unwrap_or("/"))
-            .version(if req.version == Some(1) {
-                http::Version::HTTP_11
-            } else {
-                http::Version::HTTP_10
-            })
-            .body(())
-            .map_err(|e| malformed(&e))?;
-        *request.headers_mut() = headers;
+        let request = to_http_request(&req).map_err(|e| malformed(&e))?;
         self.key = Some(check_request(&request)?);
         self.offered_protocols = tokens(request.headers(), header::SEC_WEBSOCKET_PROTOCOL);
         // RFC 7692 §5: pick the first offer we can honour, if any.

@@ -43,7 +43,7 @@ use crate::connection::Connection;
 use crate::decide::{Accept, Reject};
 use crate::deflate::DeflateConfig;
 use crate::error::HandshakeError;
-use crate::handshake::{accept_key, check_request, refusal_headers};
+use crate::handshake::{accept_key, check_request, refusal_headers, to_http_request};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -421,23 +421,7 @@ pub fn parse_request_head(
         Err(httparse::Error::TooManyHeaders) => return Err(HandshakeError::TooManyHeaders),
         Err(e) => return Err(HandshakeError::Malformed(e.to_string())),
     };
-    let malformed = |e: &dyn fmt::Display| HandshakeError::Malformed(e.to_string());
-    let mut request = http::Request::builder()
-        .method(req.method.unwrap_or("GET"))
-        .uri(req.path.unwrap_or("/"))
-        .version(if req.version == Some(0) {
-            http::Version::HTTP_10
-        } else {
-            http::Version::HTTP_11
-        })
-        .body(())
-        .map_err(|e| malformed(&e))?;
-    let headers = request.headers_mut();
-    for h in req.headers.iter() {
-        let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|e| malformed(&e))?;
-        let value = HeaderValue::from_bytes(h.value).map_err(|e| malformed(&e))?;
-        headers.append(name, value);
-    }
+    let request = to_http_request(&req).map_err(HandshakeError::Malformed)?;
     Ok(Some((request, len)))
 }
 
